@@ -1,0 +1,204 @@
+"""Configuration: the archive's database URL and the sources file, from options or environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///data/archive.db"
+BUNDLED_SOURCES = Path(__file__).with_name("sources.toml")
+BUNDLED_TOPICS = Path(__file__).with_name("topics.toml")
+
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names it."""
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The archive URL: the option, else CRAWLER_DATABASE_URL, else the SQLite default."""
+    return explicit or os.environ.get("CRAWLER_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def sources_path(explicit: str | Path | None = None) -> Path:
+    """The sources file: the option, else CRAWLER_SOURCES, else the bundled file."""
+    chosen = explicit or os.environ.get("CRAWLER_SOURCES")
+    return Path(chosen) if chosen else BUNDLED_SOURCES
+
+
+def parse_duration(text: str) -> timedelta:
+    """'45s', '30m', '2h', '1d', '1h30m' -> timedelta; ValueError on anything else."""
+    compact = text.strip().lower()
+    if not compact:
+        raise ValueError("empty duration")
+    pos, seconds = 0, 0
+    for match in _DURATION_PART.finditer(compact):
+        if match.start() != pos:
+            break
+        seconds += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(compact):
+        raise ValueError(f"{text!r} is not a duration like 45s, 30m, 2h or 1d")
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One [sources.NAME] table of the sources file, validated."""
+
+    name: str
+    base_url: str
+    every: timedelta | None = timedelta(hours=2)
+    cron: str | None = None
+    enabled: bool = True
+    max_pages: int = 5
+    render_js: bool = False
+    timeout: timedelta = timedelta(hours=1)
+    stale_after: timedelta = timedelta(days=3)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this source: base_url + path."""
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+
+@dataclass(frozen=True)
+class SourcesFile:
+    path: Path
+    sources: dict[str, SourceConfig]
+
+    def enabled(self) -> list[SourceConfig]:
+        return [s for s in self.sources.values() if s.enabled]
+
+    def select(self, names: Iterable[str]) -> list[SourceConfig]:
+        """The named sources, in order; ConfigError naming any that is not configured."""
+        chosen = []
+        for name in names:
+            if name not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none"
+                raise ConfigError(f"{self.path}: no source named {name!r} (configured: {known})")
+            chosen.append(self.sources[name])
+        return chosen
+
+
+_KNOWN_KEYS = {
+    "base_url",
+    "every",
+    "cron",
+    "enabled",
+    "max_pages",
+    "render_js",
+    "timeout",
+    "stale_after",
+}
+
+
+def _validate_cron(expression: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    CronTrigger.from_crontab(expression)
+
+
+def _source(name: str, table: Any, known_spiders: set[str]) -> SourceConfig:
+    if not isinstance(table, dict):
+        raise ValueError("must be a table")
+    if name not in known_spiders:
+        raise ValueError(f"no spider named {name!r} (spiders: {', '.join(sorted(known_spiders))})")
+    unknown = set(table) - _KNOWN_KEYS
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    base_url = table.get("base_url")
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("base_url is missing")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url {base_url!r} is not an http(s) URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url {base_url!r} must not carry a query or fragment")
+    cron = table.get("cron")
+    every_text = table.get("every")
+    if cron is not None and every_text is not None:
+        raise ValueError("give either every or cron, not both")
+    every: timedelta | None = None
+    if cron is not None:
+        if not isinstance(cron, str):
+            raise ValueError("cron must be a string such as '0 */2 * * *'")
+        try:
+            _validate_cron(cron)
+        except ValueError as exc:
+            raise ValueError(f"bad cron expression {cron!r}: {exc}") from None
+    else:
+        every = _duration_setting(table, "every", "2h")
+    enabled = table.get("enabled", True)
+    render_js = table.get("render_js", False)
+    if not isinstance(enabled, bool) or not isinstance(render_js, bool):
+        raise ValueError("enabled and render_js must be true or false")
+    max_pages = table.get("max_pages", 5)
+    if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 1:
+        raise ValueError(f"max_pages must be a whole number of at least 1, not {max_pages!r}")
+    return SourceConfig(
+        name=name,
+        base_url=base_url.strip().rstrip("/"),
+        every=every,
+        cron=cron,
+        enabled=enabled,
+        max_pages=max_pages,
+        render_js=render_js,
+        timeout=_duration_setting(table, "timeout", "1h"),
+        stale_after=_duration_setting(table, "stale_after", "3d"),
+    )
+
+
+def _duration_setting(table: dict[str, Any], key: str, default: str) -> timedelta:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string such as '30m', not {value!r}")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"bad {key}: {exc}") from None
+
+
+def known_spider_names() -> set[str]:
+    """Names of the spiders this project ships."""
+    from scrapy.spiderloader import SpiderLoader
+    from scrapy.utils.project import get_project_settings
+
+    return set(SpiderLoader.from_settings(get_project_settings()).list())
+
+
+def load_sources(
+    path: str | Path | None = None, known_spiders: set[str] | None = None
+) -> SourcesFile:
+    """Read and validate a sources file; ConfigError names the file, the source and the reason."""
+    file = sources_path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: sources file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    tables = raw.get("sources")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{file}: no [sources.NAME] tables")
+    spiders = known_spiders if known_spiders is not None else known_spider_names()
+    sources = {}
+    for name, table in tables.items():
+        try:
+            sources[name] = _source(name, table, spiders)
+        except ValueError as exc:
+            raise ConfigError(f"{file}: source {name!r}: {exc}") from None
+    return SourcesFile(path=file, sources=sources)

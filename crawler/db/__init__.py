@@ -1,0 +1,1 @@
+"""The archive database: typed models, the session factory and queries."""

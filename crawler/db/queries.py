@@ -1,0 +1,230 @@
+"""Reads and writes of the archive shared by the pipelines and the commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import zstandard
+from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, utcnow
+from crawler.items import ArticleItem, FetchedPage
+
+_COMPRESSION_LEVEL = 3
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    id: int
+    sha256: str
+
+
+def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(Payload).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(Payload).values(values).on_conflict_do_nothing()
+    else:  # other databases: look first (a rare race only costs an IntegrityError retry)
+        if session.get(Payload, values["sha256"]) is not None:
+            return
+        statement = insert(Payload).values(values)
+    session.execute(statement)
+
+
+def store_payload(session: Session, body: bytes) -> str:
+    """Keep `body` once under its sha256 (zstd-compressed) and return the digest."""
+    digest = hashlib.sha256(body).hexdigest()
+    compressed = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL).compress(body)
+    _insert_ignoring_duplicate(
+        session, {"sha256": digest, "size": len(body), "content": compressed}
+    )
+    return digest
+
+
+def store_snapshot(
+    session: Session, source_id: int, run_id: int | None, page: FetchedPage
+) -> StoredSnapshot:
+    """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
+    digest = store_payload(session, page.body)
+    snapshot = Snapshot(
+        source_id=source_id,
+        run_id=run_id,
+        requested_url=page.requested_url,
+        final_url=page.final_url,
+        status=page.status,
+        headers=page.headers,
+        fetched_at=page.fetched_at,
+        sha256=digest,
+        size=len(page.body),
+    )
+    session.add(snapshot)
+    session.flush()
+    return StoredSnapshot(snapshot.id, digest)
+
+
+def payload_bytes(session: Session, sha256: str) -> bytes:
+    """The exact bytes stored under a digest."""
+    payload = session.get(Payload, sha256)
+    if payload is None:
+        raise KeyError(sha256)
+    return zstandard.ZstdDecompressor().decompress(payload.content)
+
+
+def content_hash(item: ArticleItem) -> str:
+    """A digest of everything a reader would call the article's content."""
+    content = {
+        "title": item.title,
+        "author": item.author,
+        "published_at": item.published_at.isoformat() if item.published_at else None,
+        "summary": item.summary,
+        "body": "\n\n".join(item.body),
+        "original_source": item.original_source,
+        "original_url": item.original_url,
+        "partial": item.partial,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def find_article(
+    session: Session, source_id: int, canonical_url: str, digest: str | None
+) -> Article | None:
+    """The archived article with this canonical URL, else one of the outlet with the same text."""
+    found = session.scalar(
+        select(Article).where(
+            Article.source_id == source_id, Article.canonical_url == canonical_url
+        )
+    )
+    if found is None and digest is not None:
+        found = session.scalar(
+            select(Article)
+            .where(Article.source_id == source_id, Article.content_hash == digest)
+            .limit(1)
+        )
+    return found
+
+
+_CONTENT_FIELDS = (
+    "title",
+    "author",
+    "published_at",
+    "summary",
+    "original_source",
+    "original_url",
+    "partial",
+)
+
+
+def archive_article(
+    session: Session, source_id: int, item: ArticleItem, seen_at: datetime | None = None
+) -> tuple[Outcome, Article]:
+    """Insert a new article, or record that a known one was seen, or make a new version."""
+    assert item.canonical_url and item.content_hash and item.title
+    seen_at = seen_at or utcnow()
+    body = "\n\n".join(item.body)
+    article = find_article(session, source_id, item.canonical_url, item.content_hash)
+    if article is None:
+        article = Article(
+            source_id=source_id,
+            url=item.url,
+            canonical_url=item.canonical_url,
+            body=body,
+            language=item.language,
+            outlet_article_id=item.outlet_article_id,
+            content_hash=item.content_hash,
+            version=1,
+            first_seen_at=seen_at,
+            last_seen_at=seen_at,
+            updated_at=seen_at,
+            snapshot_id=item.snapshot_id,
+            **{name: getattr(item, name) for name in _CONTENT_FIELDS},
+        )
+        session.add(article)
+        session.flush()
+        return Outcome.NEW, article
+    article.last_seen_at = seen_at
+    if article.content_hash == item.content_hash:
+        return Outcome.UNCHANGED, article
+    session.add(
+        ArticleVersion(
+            article_id=article.id,
+            version=article.version,
+            body=article.body,
+            content_hash=article.content_hash,
+            snapshot_id=article.snapshot_id,
+            first_seen_at=article.updated_at,
+            superseded_at=seen_at,
+            **{name: getattr(article, name) for name in _CONTENT_FIELDS},
+        )
+    )
+    for name in _CONTENT_FIELDS:
+        setattr(article, name, getattr(item, name))
+    article.body = body
+    article.url = item.url
+    article.language = item.language or article.language
+    article.outlet_article_id = item.outlet_article_id or article.outlet_article_id
+    article.content_hash = item.content_hash
+    article.snapshot_id = item.snapshot_id
+    article.version += 1
+    article.updated_at = seen_at
+    session.flush()
+    return Outcome.UPDATED, article
+
+
+def mark_seen(session: Session, source_id: int, url: str, seen_at: datetime | None = None) -> bool:
+    """Record that a known article (answered 304) is still there; False when it is unknown."""
+    result = session.execute(
+        update(Article)
+        .where(Article.source_id == source_id, or_(Article.url == url, Article.canonical_url == url))
+        .values(last_seen_at=seen_at or utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def known_urls(session: Session, source_id: int) -> set[str]:
+    """Every URL and canonical URL the outlet's archived articles are known by."""
+    rows = session.execute(
+        select(Article.url, Article.canonical_url).where(Article.source_id == source_id)
+    )
+    return {url for row in rows for url in row}
+
+
+def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, str]]:
+    """ETag / Last-Modified of the newest snapshot behind each archived article."""
+    statement: Select[Any] = (
+        select(Article.url, Snapshot.headers)
+        .join(Snapshot, Snapshot.id == Article.snapshot_id)
+        .where(Article.source_id == source_id)
+    )
+    found: dict[str, dict[str, str]] = {}
+    for url, headers in session.execute(statement):
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        validators = {}
+        for header, request_header in (("etag", "If-None-Match"), ("last-modified", "If-Modified-Since")):
+            values = lowered.get(header)
+            if values:
+                validators[request_header] = values[0] if isinstance(values, list) else values
+        if validators:
+            found[url] = validators
+    return found
+
+
+def count_articles(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Article)) or 0

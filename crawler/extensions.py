@@ -1,0 +1,152 @@
+"""Extensions: the crawl run's record in the archive, and the live progress display."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from crawler.context import crawl_context
+from crawler.db.models import CrawlRun, utcnow
+from crawler.signals import page_error
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_LINES = 200
+
+# Close reasons and the status a run ends with; anything else is a failure.
+_STATUS_BY_REASON = {
+    "finished": "finished",
+    "shutdown": "interrupted",
+    "closespider_timeout": "timed_out",
+    "timed_out": "timed_out",
+}
+
+
+def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in stats.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            out[key] = value
+    return out
+
+
+class RunRecorder:
+    """Opens a `crawl_runs` row when the spider opens and completes it when it closes."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.errors: list[str] = []
+        self.run_id: int | None = None
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.page_error, signal=page_error)
+        crawler.signals.connect(self.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(self.item_error, signal=signals.item_error)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RunRecorder:
+        if not crawler.settings.getbool("CRAWLER_RECORD_RUNS", True):
+            raise NotConfigured("CRAWLER_RECORD_RUNS is off")
+        return cls(crawler)
+
+    def spider_opened(self, spider: Spider) -> None:
+        context = crawl_context(self.crawler)
+        trigger = self.crawler.settings.get("CRAWLER_TRIGGER", "manual")
+        with context.archive.transaction() as session:
+            run = CrawlRun(source_id=context.source_id, status="running", trigger=trigger)
+            session.add(run)
+            session.flush()
+            self.run_id = context.run_id = run.id
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value("archive/run_id", self.run_id)
+
+    def page_error(self, url: str, reason: str) -> None:
+        self.errors.append(f"{url}: {reason}")
+
+    def spider_error(self, failure: Any, response: Any, spider: Spider) -> None:
+        self.errors.append(f"{response.url}: {failure.getErrorMessage()}")
+
+    def item_error(self, item: Any, response: Any, spider: Spider, failure: Any) -> None:
+        url = getattr(item, "url", None) or getattr(response, "url", "?")
+        self.errors.append(f"{url}: {failure.type.__name__}: {failure.getErrorMessage()}")
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.run_id is None:
+            return
+        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        context = crawl_context(self.crawler)
+        pages = int(stats.get("response_received_count", 0))
+        status = _STATUS_BY_REASON.get(reason, "failed")
+        errors = len(self.errors)
+        if status == "finished" and errors and not stats.get("archive/articles_fetched"):
+            status = "failed"  # nothing reached: an unreachable site is a failed run
+        log = self.errors[:MAX_ERROR_LINES]
+        if errors > MAX_ERROR_LINES:
+            log.append(f"... and {errors - MAX_ERROR_LINES} more")
+        if reason not in _STATUS_BY_REASON:
+            log.insert(0, f"closed: {reason}")
+        with context.archive.transaction() as session:
+            run = session.get(CrawlRun, self.run_id)
+            assert run is not None
+            run.finished_at = utcnow()
+            run.status = status
+            run.pages = pages
+            run.articles_new = int(stats.get("archive/articles_new", 0))
+            run.articles_updated = int(stats.get("archive/articles_updated", 0))
+            run.articles_unchanged = int(stats.get("archive/articles_unchanged", 0))
+            run.articles_skipped = int(stats.get("archive/articles_skipped", 0))
+            run.articles_invalid = int(stats.get("archive/articles_invalid", 0))
+            run.errors = errors
+            run.error_log = "\n".join(log) or None
+            run.stats = _jsonable(stats)
+        logger.info("run %s of %s: %s, %d pages, %d errors", run.id, spider.name, status, pages, errors)
+
+
+class ProgressBoard(Protocol):
+    """What the live display needs: one call per change of a source's counters."""
+
+    def update(self, source: str, counters: dict[str, int]) -> None: ...
+
+
+class CrawlProgress:
+    """Feeds the CLI's live display (given as the CRAWLER_PROGRESS_BOARD setting)."""
+
+    def __init__(self, crawler: Crawler, board: ProgressBoard) -> None:
+        self.crawler = crawler
+        self.board = board
+        for signal in (
+            signals.response_received,
+            signals.item_scraped,
+            signals.item_dropped,
+            signals.spider_opened,
+        ):
+            crawler.signals.connect(self.refresh, signal=signal)
+        crawler.signals.connect(self.refresh, signal=page_error)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlProgress:
+        board = crawler.settings.get("CRAWLER_PROGRESS_BOARD")
+        if board is None:
+            raise NotConfigured("no progress display")
+        return cls(crawler, board)
+
+    def refresh(self, **_: Any) -> None:
+        if self.crawler.spider is None or self.crawler.stats is None:
+            return
+        stats = self.crawler.stats.get_stats()
+        counters = {
+            "pages": int(stats.get("response_received_count", 0)),
+            "new": int(stats.get("archive/articles_new", 0)),
+            "updated": int(stats.get("archive/articles_updated", 0)),
+            "unchanged": int(stats.get("archive/articles_unchanged", 0)),
+            "skipped": int(stats.get("archive/articles_skipped", 0)),
+            "errors": int(stats.get("archive/errors", 0)) + int(stats.get("archive/articles_invalid", 0)),
+        }
+        self.board.update(self.crawler.spider.name, counters)

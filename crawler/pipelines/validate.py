@@ -1,0 +1,32 @@
+"""Stage 3: an article without a title or a body is not archived; it is counted and logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+
+from crawler.items import ArticleItem
+from crawler.signals import page_error
+
+
+class ValidatePipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ValidatePipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ArticleItem):
+            return item
+        missing = [name for name in ("title", "body") if not getattr(item, name)]
+        if missing:
+            reason = f"no {' and no '.join(missing)}"
+            assert self.crawler.stats is not None
+            self.crawler.stats.inc_value("archive/articles_invalid")
+            self.crawler.signals.send_catch_log(page_error, url=item.url, reason=reason)
+            raise DropItem(f"not archived: {item.url} has {reason}")
+        return item

@@ -1,0 +1,71 @@
+"""Scrapy settings of the project (`scrapy crawl` and the `crawler` command share them)."""
+
+import os
+
+from crawler import __version__
+
+BOT_NAME = "crawler"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# Where the archive lives and which sources exist; both may be overridden per command.
+CRAWLER_DATABASE_URL = os.environ.get("CRAWLER_DATABASE_URL")
+CRAWLER_SOURCES = os.environ.get("CRAWLER_SOURCES")
+
+# Polite by default: an honest user agent, robots.txt obeyed, AutoThrottle on.
+USER_AGENT = (
+    f"news-archive-crawler/{__version__} (+https://github.com/news-archive/crawler; "
+    "archiving news for research)"
+)
+ROBOTSTXT_OBEY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.25
+DOWNLOAD_TIMEOUT = 60
+RETRY_TIMES = 2
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+HTTPCACHE_ENABLED = False
+
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = os.environ.get("CRAWLER_LOG_LEVEL", "INFO")
+
+ITEM_PIPELINES = {
+    "crawler.pipelines.snapshot.SnapshotPipeline": 100,
+    "crawler.pipelines.clean.CleanPipeline": 200,
+    "crawler.pipelines.validate.ValidatePipeline": 300,
+    "crawler.pipelines.deduplicate.DeduplicatePipeline": 400,
+    "crawler.pipelines.store.StorePipeline": 500,
+}
+
+EXTENSIONS = {
+    "crawler.extensions.RunRecorder": 100,
+    "crawler.extensions.CrawlProgress": 200,
+}
+
+# Browser rendering, chosen per request with meta={"playwright": True}.
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "executable_path": os.environ.get("CRAWLER_CHROMIUM", "/usr/bin/chromium"),
+    "headless": True,
+    "args": [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ],
+}
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
+PLAYWRIGHT_MAX_CONTEXTS = 2
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000

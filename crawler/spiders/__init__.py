@@ -1,0 +1,1 @@
+"""One spider per outlet; their shared behaviour is in `base`."""

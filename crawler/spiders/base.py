@@ -1,0 +1,369 @@
+"""What every outlet's spider shares: discovery, pagination, incremental stopping, fallbacks
+and item assembly. An outlet's module holds only its URL patterns, selectors and time zone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import feedparser
+from scrapy import Request, Spider
+from scrapy.crawler import Crawler
+from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.sitemap import Sitemap
+from twisted.python.failure import Failure
+
+from crawler.config import SourceConfig, parse_duration
+from crawler.context import crawl_context, source_config
+from crawler.db.queries import known_urls, validators_by_url
+from crawler.extract import PageMetadata, generic_paragraphs
+from crawler.items import ArticleItem, FetchedPage, NotModifiedItem
+from crawler.signals import page_error
+from crawler.text import normalize_text
+from crawler.urls import canonicalize
+
+T = TypeVar("T")
+
+_FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
+
+
+@dataclass(frozen=True)
+class ListingEntry:
+    """An article link as a feed, sitemap or listing page showed it."""
+
+    url: str
+    title: str | None = None
+    published: datetime | None = None
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """A spider argument given as true/false, yes/no, 1/0."""
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"spider argument {name}={value!r} is not true or false")
+
+
+def text_of(selection: Any) -> str | None:
+    """All text inside the selected node(s), whitespace-normalised."""
+    return normalize_text(" ".join(selection.xpath(".//text()").getall()))
+
+
+def paragraphs_of(selection: Any) -> list[str]:
+    """The text of each selected paragraph, empty ones left out."""
+    return [t for t in (text_of(p) for p in selection) if t]
+
+
+class NewsSpider(Spider):
+    """Base of every outlet's spider (subclasses set the class attributes and `_parse_*`)."""
+
+    timezone: ClassVar[str] = "UTC"
+    feed_paths: ClassVar[tuple[str, ...]] = ()
+    sitemap_paths: ClassVar[tuple[str, ...]] = ()
+    listing_paths: ClassVar[tuple[str, ...]] = ()
+    # CSS of the article links on a listing page, and of its "next page" link.
+    listing_link_css: ClassVar[str] = ""
+    next_page_css: ClassVar[str | None] = None
+    # Only links whose path matches are articles (feeds and sitemaps list other things too).
+    article_path: ClassVar[re.Pattern[str]] = re.compile(r".")
+    # Listing pages that exist only after their JavaScript ran (scrapy-playwright).
+    render_listing: ClassVar[bool] = False
+    # Fields for which the page's own metadata stands in when the outlet's selectors fail.
+    metadata_fallbacks: ClassVar[tuple[str, ...]] = ("title", "published")
+
+    source: SourceConfig
+
+    def __init__(
+        self,
+        *args: Any,
+        refresh: Any = False,
+        max_pages: Any = None,
+        base_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.refresh = parse_bool("refresh", refresh)
+        self._max_pages_arg = self._positive_int("max_pages", max_pages)
+        self._base_url_arg = base_url
+        self._known: set[str] = set()
+        self._validators: dict[str, dict[str, str]] = {}
+        self._requested: set[str] = set()
+
+    @staticmethod
+    def _positive_int(name: str, value: Any) -> int | None:
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"spider argument {name}={value!r} is not a whole number") from None
+        if number < 1:
+            raise ValueError(f"spider argument {name}={value!r} must be at least 1")
+        return number
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        source = source_config(crawler, spider.name)
+        overrides: dict[str, Any] = {}
+        if spider._max_pages_arg:
+            overrides["max_pages"] = spider._max_pages_arg
+        if spider._base_url_arg:
+            if not re.match(r"^https?://[^/]+", spider._base_url_arg):
+                raise ValueError(f"spider argument base_url={spider._base_url_arg!r} is not http(s)")
+            overrides["base_url"] = spider._base_url_arg.rstrip("/")
+        spider.source = replace(source, **overrides) if overrides else source
+        return spider
+
+    # -- discovery -------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        context = crawl_context(self.crawler)
+        with context.archive.transaction() as session:
+            self._known = known_urls(session, context.source_id)
+            if self.refresh:
+                self._validators = validators_by_url(session, context.source_id)
+        for request in self.discovery_requests():
+            yield request
+
+    def discovery_requests(self) -> Iterator[Request]:
+        for path in self.feed_paths:
+            yield Request(self.source.url(path), callback=self.parse_feed, errback=self.on_error)
+        for path in self.sitemap_paths:
+            yield Request(self.source.url(path), callback=self.parse_sitemap, errback=self.on_error)
+        for path in self.listing_paths:
+            yield self.listing_request(self.source.url(path), page=1)
+
+    def listing_request(self, url: str, page: int) -> Request:
+        meta: dict[str, Any] = {}
+        if self.render_listing:
+            meta = {"playwright": True, "playwright_include_page": False}
+        return Request(
+            url,
+            callback=self.parse_listing,
+            errback=self.on_error,
+            cb_kwargs={"page": page},
+            meta=meta,
+            priority=10,  # listings first: they decide what else is fetched
+        )
+
+    def parse_feed(self, response: Response) -> Iterator[Request]:
+        parsed = feedparser.parse(response.body)
+        entries = [
+            ListingEntry(
+                url=response.urljoin(entry.get("link", "")),
+                title=normalize_text(entry.get("title")),
+                published=self._feed_time(entry),
+            )
+            for entry in parsed.entries
+            if entry.get("link")
+        ]
+        if parsed.bozo:
+            self._inc("discovery/feed_malformed")
+        if not entries:
+            # feedparser gave up on broken XML: take the item links as text.
+            text = response.body.decode("utf-8", "replace")
+            entries = [ListingEntry(url=response.urljoin(u)) for u in _FEED_LINK.findall(text)]
+            if entries:
+                self._inc("discovery/feed_links_by_text")
+        self._inc("discovery/feed_entries", len(entries))
+        yield from self.article_requests(entries)
+
+    @staticmethod
+    def _feed_time(entry: Any) -> datetime | None:
+        parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+        return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        try:
+            sitemap = Sitemap(response.body)
+        except Exception as exc:  # lxml raises several types for broken XML
+            self.report_error(response.url, f"unreadable sitemap: {exc}")
+            return
+        locs = [(entry.get("loc", ""), entry.get("lastmod")) for entry in sitemap]
+        if sitemap.type == "sitemapindex":
+            # newest first, as many as a listing would page through
+            children = sorted(locs, key=lambda loc: loc[1] or "", reverse=True)
+            for loc, _ in children[: self.source.max_pages]:
+                yield Request(response.urljoin(loc), callback=self.parse_sitemap, errback=self.on_error)
+            return
+        entries = [ListingEntry(url=response.urljoin(loc)) for loc, _ in locs if loc]
+        self._inc("discovery/sitemap_entries", len(entries))
+        yield from self.article_requests(entries)
+
+    def parse_listing(self, response: Response, page: int) -> Iterator[Request]:
+        entries = list(self._parse_listing_entries(response))
+        self._inc("discovery/listing_entries", len(entries))
+        fresh = [e for e in entries if not self.is_known(e.url)]
+        yield from self.article_requests(entries)
+        next_href = response.css(self.next_page_css).attrib.get("href") if self.next_page_css else None
+        if not next_href:
+            return
+        if page >= self.source.max_pages:
+            self._inc("discovery/max_pages_reached")
+        elif not fresh and entries and not self.refresh:
+            # a whole page of articles already archived: older pages hold nothing new
+            self._inc("discovery/stopped_at_known_page")
+        else:
+            yield self.listing_request(response.urljoin(next_href), page + 1)
+
+    def _parse_listing_entries(self, response: Response) -> Iterable[ListingEntry]:
+        """The article links of a listing page (outlets with listing dates override this)."""
+        for href in response.css(self.listing_link_css).xpath("@href").getall():
+            yield ListingEntry(url=response.urljoin(href.strip()))
+
+    # -- article requests ------------------------------------------------------------------
+
+    def is_known(self, url: str) -> bool:
+        return url in self._known or canonicalize(url) in self._known
+
+    def article_requests(self, entries: Iterable[ListingEntry]) -> Iterator[Request]:
+        for entry in entries:
+            path = re.sub(r"^https?://[^/]+", "", entry.url)
+            if not self.article_path.search(path) or entry.url in self._requested:
+                continue
+            self._requested.add(entry.url)
+            headers: dict[str, str] = {}
+            if self.is_known(entry.url):
+                if not self.refresh:
+                    self._inc("archive/articles_skipped")
+                    continue
+                headers = self._validators.get(entry.url, {})
+                if headers:
+                    self._inc("archive/conditional_requests")
+            yield Request(
+                entry.url,
+                callback=self.parse_article,
+                errback=self.on_error,
+                headers=headers or None,
+                cb_kwargs={"entry": entry},
+                meta={"handle_httpstatus_list": [304]} if headers else {},
+            )
+
+    def on_error(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else "?"
+        if failure.check(HttpError):
+            reason = f"HTTP {failure.value.response.status}"
+        else:
+            reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        self.report_error(url, reason)
+
+    def report_error(self, url: str, reason: str) -> None:
+        self.logger.error("cannot archive %s: %s", url, reason)
+        self._inc("archive/errors")
+        self.crawler.signals.send_catch_log(page_error, url=url, reason=reason)
+
+    # -- articles --------------------------------------------------------------------------
+
+    def parse_article(self, response: Response, entry: ListingEntry) -> Iterator[Any]:
+        if response.status == 304:
+            yield NotModifiedItem(outlet=self.name, url=entry.url)
+            return
+        if not isinstance(response, TextResponse):
+            self.report_error(response.url, f"not a text page ({response.headers.get('Content-Type')!r})")
+            return
+        self._inc("archive/articles_fetched")
+        yield self.build_article(response, entry)
+
+    def build_article(self, response: TextResponse, entry: ListingEntry) -> ArticleItem:
+        """Assemble the item: the outlet's `_parse_*` helpers first, then the fallbacks."""
+        page = PageMetadata(response)
+        return ArticleItem(
+            outlet=self.name,
+            url=response.url,
+            timezone=self.timezone,
+            title=self._with_fallback(
+                "title", self._parse_title(response), lambda: page.title or entry.title
+            ),
+            body=self._with_fallback(
+                "body", self._parse_body(response), lambda: generic_paragraphs(response), "generic"
+            )
+            or [],
+            published=self._with_fallback(
+                "published",
+                self._parse_published(response, entry),
+                lambda: page.published or entry.published,
+            ),
+            author=self._with_fallback("author", self._parse_author(response), lambda: page.author),
+            summary=self._with_fallback(
+                "summary", self._parse_summary(response), lambda: page.summary
+            ),
+            language=self._parse_language(response) or page.language,
+            original_source=self._parse_original_source(response),
+            original_url=self._parse_original_url(response),
+            outlet_article_id=self._parse_outlet_article_id(response),
+            partial=self._parse_partial(response),
+            declared_canonical=page.canonical,
+            page=FetchedPage(
+                requested_url=response.request.url if response.request else response.url,
+                final_url=response.url,
+                status=response.status,
+                headers={
+                    k.decode("latin-1"): [v.decode("latin-1") for v in vs]
+                    for k, vs in response.headers.items()
+                },
+                body=response.body,
+                fetched_at=datetime.now(UTC),
+            ),
+        )
+
+    def _with_fallback(
+        self, field: str, value: T | None, fallback: Callable[[], T | None], kind: str = "metadata"
+    ) -> T | None:
+        if value:
+            return value
+        if kind == "metadata" and field not in self.metadata_fallbacks:
+            return value
+        found = fallback()
+        if found:
+            self._inc(f"fallback/{kind}/{field}")
+            self.logger.info("%s: %s taken from the page's %s", self.name, field, kind)
+        return found
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value(key, count)
+
+    # -- per-outlet field helpers: override what the outlet shows --------------------------
+
+    def _parse_title(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_body(self, response: TextResponse) -> list[str]:
+        return []
+
+    def _parse_published(self, response: TextResponse, entry: ListingEntry) -> datetime | None:
+        return None
+
+    def _parse_author(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_summary(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_language(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_original_source(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_original_url(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_outlet_article_id(self, response: TextResponse) -> str | None:
+        return None
+
+    def _parse_partial(self, response: TextResponse) -> bool:
+        return False
+
+
+__all__ = ["ListingEntry", "NewsSpider", "paragraphs_of", "parse_bool", "parse_duration", "text_of"]
