@@ -106,7 +106,9 @@ class RunRecorder:
             run.errors = errors
             run.error_log = "\n".join(log) or None
             run.stats = _jsonable(stats)
-        logger.info("run %s of %s: %s, %d pages, %d errors", run.id, spider.name, status, pages, errors)
+        logger.info(
+            "run %s of %s: %s, %d pages, %d errors", run.id, spider.name, status, pages, errors
+        )
 
 
 class ProgressBoard(Protocol):
@@ -147,6 +149,7 @@ class CrawlProgress:
             "updated": int(stats.get("archive/articles_updated", 0)),
             "unchanged": int(stats.get("archive/articles_unchanged", 0)),
             "skipped": int(stats.get("archive/articles_skipped", 0)),
-            "errors": int(stats.get("archive/errors", 0)) + int(stats.get("archive/articles_invalid", 0)),
+            "errors": int(stats.get("archive/errors", 0))
+            + int(stats.get("archive/articles_invalid", 0)),
         }
         self.board.update(self.crawler.spider.name, counters)

@@ -15,7 +15,13 @@ from scrapy.http import TextResponse
 
 from crawler.text import normalize_text
 
-_ARTICLE_TYPES = {"NewsArticle", "Article", "ReportageNewsArticle", "BlogPosting", "OpinionNewsArticle"}
+_ARTICLE_TYPES = {
+    "NewsArticle",
+    "Article",
+    "ReportageNewsArticle",
+    "BlogPosting",
+    "OpinionNewsArticle",
+}
 
 
 def parse_datetime(value: str | None) -> datetime | None:
@@ -58,9 +64,7 @@ class PageMetadata:
     def meta(self, *names: str) -> str | None:
         """The first non-empty <meta property|name=...> content among `names`."""
         for name in names:
-            value = self.response.xpath(
-                "//meta[@property=$n or @name=$n]/@content", n=name
-            ).get()
+            value = self.response.xpath("//meta[@property=$n or @name=$n]/@content", n=name).get()
             if value and value.strip():
                 return normalize_text(value)
         return None

@@ -180,3 +180,14 @@ class ArticleVersion(Base):
     superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class SourceLease(Base):
+    """Held while a source runs: taken atomically, released at the end, expired if its holder died."""
+
+    __tablename__ = "source_leases"
+
+    source_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

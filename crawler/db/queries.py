@@ -192,7 +192,9 @@ def mark_seen(session: Session, source_id: int, url: str, seen_at: datetime | No
     """Record that a known article (answered 304) is still there; False when it is unknown."""
     result = session.execute(
         update(Article)
-        .where(Article.source_id == source_id, or_(Article.url == url, Article.canonical_url == url))
+        .where(
+            Article.source_id == source_id, or_(Article.url == url, Article.canonical_url == url)
+        )
         .values(last_seen_at=seen_at or utcnow())
     )
     return bool(getattr(result, "rowcount", 0))
@@ -217,7 +219,10 @@ def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, s
     for url, headers in session.execute(statement):
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
         validators = {}
-        for header, request_header in (("etag", "If-None-Match"), ("last-modified", "If-Modified-Since")):
+        for header, request_header in (
+            ("etag", "If-None-Match"),
+            ("last-modified", "If-Modified-Since"),
+        ):
             values = lowered.get(header)
             if values:
                 validators[request_header] = values[0] if isinstance(values, list) else values

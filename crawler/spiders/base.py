@@ -118,7 +118,9 @@ class NewsSpider(Spider):
             overrides["max_pages"] = spider._max_pages_arg
         if spider._base_url_arg:
             if not re.match(r"^https?://[^/]+", spider._base_url_arg):
-                raise ValueError(f"spider argument base_url={spider._base_url_arg!r} is not http(s)")
+                raise ValueError(
+                    f"spider argument base_url={spider._base_url_arg!r} is not http(s)"
+                )
             overrides["base_url"] = spider._base_url_arg.rstrip("/")
         spider.source = replace(source, **overrides) if overrides else source
         return spider
@@ -180,7 +182,10 @@ class NewsSpider(Spider):
     @staticmethod
     def _feed_time(entry: Any) -> datetime | None:
         parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-        return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+        if not parsed:
+            return None
+        year, month, day, hour, minute, second = parsed[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
         try:
@@ -193,7 +198,9 @@ class NewsSpider(Spider):
             # newest first, as many as a listing would page through
             children = sorted(locs, key=lambda loc: loc[1] or "", reverse=True)
             for loc, _ in children[: self.source.max_pages]:
-                yield Request(response.urljoin(loc), callback=self.parse_sitemap, errback=self.on_error)
+                yield Request(
+                    response.urljoin(loc), callback=self.parse_sitemap, errback=self.on_error
+                )
             return
         entries = [ListingEntry(url=response.urljoin(loc)) for loc, _ in locs if loc]
         self._inc("discovery/sitemap_entries", len(entries))
@@ -204,7 +211,9 @@ class NewsSpider(Spider):
         self._inc("discovery/listing_entries", len(entries))
         fresh = [e for e in entries if not self.is_known(e.url)]
         yield from self.article_requests(entries)
-        next_href = response.css(self.next_page_css).attrib.get("href") if self.next_page_css else None
+        next_href = (
+            response.css(self.next_page_css).attrib.get("href") if self.next_page_css else None
+        )
         if not next_href:
             return
         if page >= self.source.max_pages:
@@ -251,10 +260,10 @@ class NewsSpider(Spider):
     def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
-        if failure.check(HttpError):
+        if isinstance(failure.value, HttpError):
             reason = f"HTTP {failure.value.response.status}"
         else:
-            reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            reason = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
         self.report_error(url, reason)
 
     def report_error(self, url: str, reason: str) -> None:
@@ -269,7 +278,9 @@ class NewsSpider(Spider):
             yield NotModifiedItem(outlet=self.name, url=entry.url)
             return
         if not isinstance(response, TextResponse):
-            self.report_error(response.url, f"not a text page ({response.headers.get('Content-Type')!r})")
+            self.report_error(
+                response.url, f"not a text page ({response.headers.get('Content-Type')!r})"
+            )
             return
         self._inc("archive/articles_fetched")
         yield self.build_article(response, entry)

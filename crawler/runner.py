@@ -1,0 +1,117 @@
+"""Run crawls in this process (one Twisted reactor per process: the CLI and the scheduler's
+child processes call this once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+from scrapy.utils.project import get_project_settings
+from sqlalchemy import select
+
+from crawler.config import SourceConfig
+from crawler.db.models import CrawlRun, Source
+from crawler.db.session import Archive
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    source: str
+    run_id: int | None
+    status: str
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    skipped: int
+    invalid: int
+    errors: int
+    error_log: str | None
+
+
+def crawl_settings(
+    db_url: str,
+    sources_file: Path,
+    *,
+    trigger: str = "manual",
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    settings = get_project_settings()
+    settings.set("CRAWLER_DATABASE_URL", db_url, priority="cmdline")
+    settings.set("CRAWLER_SOURCES", str(sources_file), priority="cmdline")
+    settings.set("CRAWLER_TRIGGER", trigger, priority="cmdline")
+    for key, value in (overrides or {}).items():
+        settings.set(key, value, priority="cmdline")
+    return settings
+
+
+def run_crawls(
+    sources: list[SourceConfig],
+    settings: Settings,
+    *,
+    refresh: bool = False,
+) -> list[RunSummary]:
+    """Crawl the sources concurrently in this process and summarise each run from the archive."""
+    process = CrawlerProcess(settings, install_root_handler=settings.getbool("LOG_ENABLED", True))
+    crawlers = []
+    for source in sources:
+        crawler = process.create_crawler(source.name)
+        crawlers.append((source, crawler))
+        process.crawl(crawler, refresh=refresh)
+    process.start()
+    run_ids = {
+        source.name: (crawler.stats.get_value("archive/run_id") if crawler.stats else None)
+        for source, crawler in crawlers
+    }
+    return summarise_runs(settings["CRAWLER_DATABASE_URL"], run_ids)
+
+
+def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSummary]:
+    archive = Archive(db_url)
+    try:
+        summaries = []
+        with archive.transaction() as session:
+            for name, run_id in run_ids.items():
+                run = session.get(CrawlRun, run_id) if run_id else None
+                if run is None:
+                    summaries.append(
+                        RunSummary(
+                            name, None, "failed", 0, 0, 0, 0, 0, 0, 1, "the crawl did not start"
+                        )
+                    )
+                    continue
+                summaries.append(
+                    RunSummary(
+                        source=name,
+                        run_id=run.id,
+                        status=run.status,
+                        pages=run.pages,
+                        new=run.articles_new,
+                        updated=run.articles_updated,
+                        unchanged=run.articles_unchanged,
+                        skipped=run.articles_skipped,
+                        invalid=run.articles_invalid,
+                        errors=run.errors,
+                        error_log=run.error_log,
+                    )
+                )
+        return summaries
+    finally:
+        archive.dispose()
+
+
+def last_runs(archive: Archive) -> dict[str, CrawlRun]:
+    """The newest run of every source, by source name."""
+    with archive.transaction() as session:
+        newest: dict[str, CrawlRun] = {}
+        rows = session.execute(
+            select(Source.name, CrawlRun)
+            .join(CrawlRun, CrawlRun.source_id == Source.id)
+            .order_by(CrawlRun.started_at)
+        )
+        for name, run in rows:
+            newest[name] = run
+        return newest

@@ -1,0 +1,143 @@
+"""Shared fixtures: a fresh archive per test (SQLite or PostgreSQL), the local mirrors, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from crawler.db.session import Archive
+from crawler.mirror import MirrorSet
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+BACKEND = os.environ.get("CRAWLER_TEST_DATABASE", "sqlite")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CRAWLER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+# Requests to the loopback mirrors need no politeness delays.
+LOOPBACK = ["-s", "AUTOTHROTTLE_ENABLED=False", "-s", "DOWNLOAD_DELAY=0"]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"archive backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[str]:
+    """A migrated template database; each test gets a copy (CREATE DATABASE ... TEMPLATE)."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"crawler_tpl_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        # In CI a missing PostgreSQL is a failure, never a silent skip.
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable: {exc}")
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    Archive(url, migrate=True).dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "archive.db"
+    archive = Archive(f"sqlite:///{path}")
+    with archive.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    archive.dispose()
+    return path
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty archive on the backend under test."""
+    if BACKEND == "postgresql":
+        template = request.getfixturevalue("_postgres_template")
+        name = f"crawler_t_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    elif BACKEND == "sqlite":
+        path = tmp_path / "archive.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+    else:
+        pytest.fail(f"CRAWLER_TEST_DATABASE={BACKEND!r}: use sqlite or postgresql")
+
+
+@pytest.fixture
+def archive(db_url: str) -> Iterator[Archive]:
+    opened = Archive(db_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def mirrors() -> Iterator[MirrorSet]:
+    """All five outlet mirrors on loopback ports."""
+    with MirrorSet() as started:
+        yield started
+
+
+def write_sources(path: Path, base_urls: dict[str, str], **settings: object) -> Path:
+    """A sources file with one table per mirror (extra settings apply to every source)."""
+    lines: list[str] = []
+    for name, base in base_urls.items():
+        lines += [f"[sources.{name}]", f'base_url = "{base}"', 'every = "1h"']
+        if name == "pyongyang_times":
+            lines.append("render_js = true")
+        for key, value in settings.items():
+            lines.append(
+                f"{key} = {value!r}".replace("'", '"')
+                if isinstance(value, str)
+                else f"{key} = {str(value).lower()}"
+            )
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def run_cli(
+    *args: str, db_url: str | None = None, sources: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the `crawler` command in a child process (a Twisted reactor runs once per process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env["COLUMNS"] = "200"
+    if db_url:
+        env["CRAWLER_DATABASE_URL"] = db_url
+    if sources:
+        env["CRAWLER_SOURCES"] = str(sources)
+    return subprocess.run(
+        [sys.executable, "-m", "crawler.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def crawl(
+    *sources: str, db_url: str, sources_file: Path, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    result = run_cli(
+        "crawl", *sources, "--no-progress", *LOOPBACK, *extra, db_url=db_url, sources=sources_file
+    )
+    return result
