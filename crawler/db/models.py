@@ -183,7 +183,7 @@ class ArticleVersion(Base):
 
 
 class SourceLease(Base):
-    """Held while a source runs: taken atomically, released at the end, expired if its holder died."""
+    """Held while a source runs; expired when its holder died without releasing it."""
 
     __tablename__ = "source_leases"
 
