@@ -53,7 +53,7 @@ class RunRecorder:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunRecorder:
         if not crawler.settings.getbool("CRAWLER_RECORD_RUNS", True):
-            raise NotConfigured("CRAWLER_RECORD_RUNS is off")
+            raise NotConfigured
         return cls(crawler)
 
     def spider_opened(self, spider: Spider) -> None:
@@ -136,7 +136,7 @@ class CrawlProgress:
     def from_crawler(cls, crawler: Crawler) -> CrawlProgress:
         board = crawler.settings.get("CRAWLER_PROGRESS_BOARD")
         if board is None:
-            raise NotConfigured("no progress display")
+            raise NotConfigured
         return cls(crawler, board)
 
     def refresh(self, **_: Any) -> None:
