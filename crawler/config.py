@@ -35,6 +35,12 @@ def sources_path(explicit: str | Path | None = None) -> Path:
     return Path(chosen) if chosen else BUNDLED_SOURCES
 
 
+def topics_path(explicit: str | Path | None = None) -> Path:
+    """The topics file: the option, else CRAWLER_TOPICS, else the bundled file."""
+    chosen = explicit or os.environ.get("CRAWLER_TOPICS")
+    return Path(chosen) if chosen else BUNDLED_TOPICS
+
+
 def parse_duration(text: str) -> timedelta:
     """'45s', '30m', '2h', '1d', '1h30m' -> timedelta; ValueError on anything else."""
     compact = text.strip().lower()
@@ -105,9 +111,10 @@ _KNOWN_KEYS = {
 
 
 def _validate_cron(expression: str) -> None:
-    from apscheduler.triggers.cron import CronTrigger
+    # the scheduler's own parser: crontab's weekday numbers, not APScheduler 3's
+    from crawler.scheduler.cron import cron_trigger
 
-    CronTrigger.from_crontab(expression)
+    cron_trigger(expression)
 
 
 def _source(name: str, table: Any, known_spiders: set[str]) -> SourceConfig:
@@ -171,12 +178,19 @@ def _duration_setting(table: dict[str, Any], key: str, default: str) -> timedelt
         raise ValueError(f"bad {key}: {exc}") from None
 
 
+def project_settings() -> Any:
+    """The project's Scrapy settings, wherever the command runs from (no scrapy.cfg needed)."""
+    from scrapy.utils.project import get_project_settings
+
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    return get_project_settings()
+
+
 def known_spider_names() -> set[str]:
     """Names of the spiders this project ships."""
     from scrapy.spiderloader import SpiderLoader
-    from scrapy.utils.project import get_project_settings
 
-    return set(SpiderLoader.from_settings(get_project_settings()).list())
+    return set(SpiderLoader.from_settings(project_settings()).list())
 
 
 def load_sources(

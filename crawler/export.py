@@ -12,7 +12,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, Snapshot, Source
+from crawler.db.models import Article, ArticleTopic, Snapshot, Source, Topic
 
 EXPORT_FIELDS = (
     "id",
@@ -43,11 +43,19 @@ class ArticleFilter:
     outlet: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    topic: str | None = None
 
     def apply(self, statement: Any) -> Any:
         """The statement narrowed to matching articles (Source must be joined)."""
         if self.outlet:
             statement = statement.where(Source.name == self.outlet)
+        if self.topic:
+            tagged = (
+                select(ArticleTopic.article_id)
+                .join(Topic, Topic.id == ArticleTopic.topic_id)
+                .where(Topic.name == self.topic)
+            )
+            statement = statement.where(Article.id.in_(tagged))
         if self.since:
             statement = statement.where(Article.published_at >= self.since)
         if self.until:
@@ -139,7 +147,7 @@ def write_parquet(records: Iterator[dict[str, Any]], path: str, tick: Callable[[
             batch.append(record)
             count += 1
             tick()
-            if len(batch) >= BATCH * 10:
+            if len(batch) >= BATCH:  # one row group per batch fetched
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 batch = []
         if batch or count == 0:

@@ -59,10 +59,16 @@ class RunRecorder:
     def spider_opened(self, spider: Spider) -> None:
         context = crawl_context(self.crawler)
         trigger = self.crawler.settings.get("CRAWLER_TRIGGER", "manual")
+        # the scheduler opens the row itself (CRAWLER_RUN_ID) so that it can always close it
+        given = self.crawler.settings.getint("CRAWLER_RUN_ID", 0)
         with context.archive.transaction() as session:
-            run = CrawlRun(source_id=context.source_id, status="running", trigger=trigger)
-            session.add(run)
-            session.flush()
+            run = session.get(CrawlRun, given) if given else None
+            if run is not None and run.source_id != context.source_id:
+                raise ValueError(f"run {given} is not a run of {spider.name}")
+            if run is None:
+                run = CrawlRun(source_id=context.source_id, status="running", trigger=trigger)
+                session.add(run)
+                session.flush()
             self.run_id = context.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("archive/run_id", self.run_id)

@@ -34,6 +34,18 @@ def parse_datetime(value: str | None) -> datetime | None:
         return None
 
 
+def script_json(response: TextResponse, css: str) -> dict[str, Any]:
+    """The JSON object in the first script matched by `css` (empty if absent or unreadable)."""
+    raw = response.css(f"{css}::text").get()
+    if not raw or not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _flatten_jsonld(data: Any) -> list[dict[str, Any]]:
     if isinstance(data, list):
         return [node for item in data for node in _flatten_jsonld(item)]

@@ -9,10 +9,9 @@ from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
-from scrapy.utils.project import get_project_settings
 from sqlalchemy import select
 
-from crawler.config import SourceConfig
+from crawler.config import SourceConfig, project_settings
 from crawler.db.models import CrawlRun, Source
 from crawler.db.session import Archive
 
@@ -39,7 +38,7 @@ def crawl_settings(
     trigger: str = "manual",
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    settings = get_project_settings()
+    settings = project_settings()
     settings.set("CRAWLER_DATABASE_URL", db_url, priority="cmdline")
     settings.set("CRAWLER_SOURCES", str(sources_file), priority="cmdline")
     settings.set("CRAWLER_TRIGGER", trigger, priority="cmdline")

@@ -44,6 +44,13 @@ ITEM_PIPELINES = {
     "crawler.pipelines.store.StorePipeline": 500,
 }
 
+# Engine side of decompression (590): a page whose declared charset misreads its bytes is
+# read in the right one (stat `charset/overruled`); the bytes themselves stay as served.
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.CharsetMiddleware": 585,
+}
+CHARSET_CHECK_ENABLED = True
+
 EXTENSIONS = {
     "crawler.extensions.RunRecorder": 100,
     "crawler.extensions.CrawlProgress": 200,

@@ -127,7 +127,11 @@ class Article(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "canonical_url", name="uq_articles_source_canonical"),
         Index("ix_articles_source_content_hash", "source_id", "content_hash"),
+        # per-outlet counts and newest/oldest dates (`crawler stats`) read this index only
+        Index("ix_articles_source_published", "source_id", "published_at"),
     )
+    # The full-text index is not modelled: SQLite keeps it in the FTS5 table `articles_fts`,
+    # PostgreSQL in the trigger-maintained column `search_vector` (migration 0003).
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
@@ -191,3 +195,31 @@ class SourceLease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    # the run the lease covers, finalized by whoever takes an expired lease over
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+
+
+class Topic(Base):
+    """A topic of the topics file; `fingerprint` is its definition when the whole archive was
+    last tagged with it (`crawler topics apply`), None when it never was."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    applied_at: Mapped[datetime | None]
+
+
+class ArticleTopic(Base):
+    """An article tagged with a topic."""
+
+    __tablename__ = "article_topics"
+    __table_args__ = (Index("ix_article_topics_topic_article", "topic_id", "article_id"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True
+    )

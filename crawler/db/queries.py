@@ -64,20 +64,23 @@ def store_snapshot(
 ) -> StoredSnapshot:
     """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
     digest = store_payload(session, page.body)
-    snapshot = Snapshot(
-        source_id=source_id,
-        run_id=run_id,
-        requested_url=page.requested_url,
-        final_url=page.final_url,
-        status=page.status,
-        headers=page.headers,
-        fetched_at=page.fetched_at,
-        sha256=digest,
-        size=len(page.body),
-    )
-    session.add(snapshot)
-    session.flush()
-    return StoredSnapshot(snapshot.id, digest)
+    # Core insert: this runs once per fetched page, where ORM unit-of-work overhead shows.
+    snapshot_id = session.execute(
+        insert(Snapshot)
+        .values(
+            source_id=source_id,
+            run_id=run_id,
+            requested_url=page.requested_url,
+            final_url=page.final_url,
+            status=page.status,
+            headers=page.headers,
+            fetched_at=page.fetched_at,
+            sha256=digest,
+            size=len(page.body),
+        )
+        .returning(Snapshot.id)
+    ).scalar_one()
+    return StoredSnapshot(snapshot_id, digest)
 
 
 def payload_bytes(session: Session, sha256: str) -> bytes:
@@ -107,18 +110,34 @@ def find_article(
     session: Session, source_id: int, canonical_url: str, digest: str | None
 ) -> Article | None:
     """The archived article with this canonical URL, else one of the outlet with the same text."""
+    article_id = _find_article_id(session, source_id, canonical_url, digest)
+    return session.get(Article, article_id) if article_id is not None else None
+
+
+def _find_article_id(
+    session: Session, source_id: int, canonical_url: str, digest: str | None
+) -> int | None:
     found = session.scalar(
-        select(Article).where(
+        select(Article.id).where(
             Article.source_id == source_id, Article.canonical_url == canonical_url
         )
     )
     if found is None and digest is not None:
         found = session.scalar(
-            select(Article)
+            select(Article.id)
             .where(Article.source_id == source_id, Article.content_hash == digest)
             .limit(1)
         )
     return found
+
+
+@dataclass
+class ArticleRef:
+    """Which article an item was archived as, and its version now."""
+
+    id: int
+    version: int
+    last_seen_at: datetime
 
 
 _CONTENT_FIELDS = (
@@ -134,34 +153,57 @@ _CONTENT_FIELDS = (
 
 def archive_article(
     session: Session, source_id: int, item: ArticleItem, seen_at: datetime | None = None
-) -> tuple[Outcome, Article]:
-    """Insert a new article, or record that a known one was seen, or make a new version."""
+) -> tuple[Outcome, ArticleRef]:
+    """Insert a new article, or record that a known one was seen, or make a new version.
+
+    `last_seen_at` never moves backwards (an older capture replayed from a WARC keeps it).
+    New and unchanged articles, the common cases of every crawl, take Core statements only.
+    """
     assert item.canonical_url and item.content_hash and item.title
     seen_at = seen_at or utcnow()
     body = "\n\n".join(item.body)
-    article = find_article(session, source_id, item.canonical_url, item.content_hash)
-    if article is None:
-        article = Article(
-            source_id=source_id,
-            url=item.url,
-            canonical_url=item.canonical_url,
-            body=body,
-            language=item.language,
-            outlet_article_id=item.outlet_article_id,
-            content_hash=item.content_hash,
-            version=1,
-            first_seen_at=seen_at,
-            last_seen_at=seen_at,
-            updated_at=seen_at,
-            snapshot_id=item.snapshot_id,
-            **{name: getattr(item, name) for name in _CONTENT_FIELDS},
+    article_id = _find_article_id(session, source_id, item.canonical_url, item.content_hash)
+    if article_id is None:
+        new_id = session.execute(
+            insert(Article)
+            .values(
+                source_id=source_id,
+                url=item.url,
+                canonical_url=item.canonical_url,
+                body=body,
+                language=item.language,
+                outlet_article_id=item.outlet_article_id,
+                content_hash=item.content_hash,
+                version=1,
+                first_seen_at=seen_at,
+                last_seen_at=seen_at,
+                updated_at=seen_at,
+                snapshot_id=item.snapshot_id,
+                **{name: getattr(item, name) for name in _CONTENT_FIELDS},
+            )
+            .returning(Article.id)
+        ).scalar_one()
+        return Outcome.NEW, ArticleRef(new_id, 1, seen_at)
+    current = session.execute(
+        select(Article.content_hash, Article.version, Article.last_seen_at).where(
+            Article.id == article_id
         )
-        session.add(article)
-        session.flush()
-        return Outcome.NEW, article
-    article.last_seen_at = seen_at
-    if article.content_hash == item.content_hash:
-        return Outcome.UNCHANGED, article
+    ).one()
+    last_seen = max(current.last_seen_at, seen_at)
+    if current.content_hash == item.content_hash:
+        session.execute(
+            update(Article).where(Article.id == article_id).values(last_seen_at=last_seen)
+        )
+        return Outcome.UNCHANGED, ArticleRef(article_id, current.version, last_seen)
+    article = session.get_one(Article, article_id)
+    supersede(session, article, item, seen_at)
+    article.last_seen_at = last_seen
+    session.flush()
+    return Outcome.UPDATED, ArticleRef(article.id, article.version, last_seen)
+
+
+def supersede(session: Session, article: Article, item: ArticleItem, seen_at: datetime) -> None:
+    """Keep the article's current text as a version and make the item's text current."""
     session.add(
         ArticleVersion(
             article_id=article.id,
@@ -176,16 +218,16 @@ def archive_article(
     )
     for name in _CONTENT_FIELDS:
         setattr(article, name, getattr(item, name))
-    article.body = body
+    article.body = "\n\n".join(item.body)
     article.url = item.url
     article.language = item.language or article.language
     article.outlet_article_id = item.outlet_article_id or article.outlet_article_id
-    article.content_hash = item.content_hash
+    article.content_hash = item.content_hash or article.content_hash
     article.snapshot_id = item.snapshot_id
     article.version += 1
     article.updated_at = seen_at
+    article.last_seen_at = max(article.last_seen_at, seen_at)
     session.flush()
-    return Outcome.UPDATED, article
 
 
 def mark_seen(session: Session, source_id: int, url: str, seen_at: datetime | None = None) -> bool:

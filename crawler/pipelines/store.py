@@ -1,4 +1,4 @@
-"""Stage 5: one transaction per article: new, seen again, or a new version."""
+"""Stage 5: one transaction per article: new, seen again, or a new version, with its topics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.context import crawl_context
-from crawler.db.queries import archive_article, mark_seen
+from crawler.db.queries import Outcome, archive_article, mark_seen
 from crawler.items import ArticleItem, NotModifiedItem
+from crawler.topics import Topics, ensure_topics, load_topics, tag_article
 
 logger = logging.getLogger(__name__)
 
@@ -17,10 +18,18 @@ logger = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        self.topics: Topics | None = None
+        self.topic_ids: dict[str, int] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
+
+    def open_spider(self) -> None:
+        """Read the topics file (CRAWLER_TOPICS) once per crawl; make sure its topics have rows."""
+        self.topics = load_topics(self.crawler.settings.get("CRAWLER_TOPICS"))
+        with crawl_context(self.crawler).archive.transaction() as session:
+            self.topic_ids = ensure_topics(session, self.topics.topics)
 
     def process_item(self, item: Any) -> Any:
         stats = self.crawler.stats
@@ -37,6 +46,12 @@ class StorePipeline:
         with context.archive.transaction() as session:
             outcome, article = archive_article(session, context.source_id, item)
             article_id, version = article.id, article.version
+            if outcome is not Outcome.UNCHANGED and self.topics is not None:
+                matched = self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
+                known: set[int] | None = set() if outcome is Outcome.NEW else None
+                tag_article(session, article_id, matched, self.topic_ids, known)
+                for name in matched:
+                    stats.inc_value(f"archive/topic/{name}")
         stats.inc_value(f"archive/articles_{outcome.value}")
         logger.debug("%s article %s (v%d): %s", outcome.value, article_id, version, item.url)
         return item

@@ -11,6 +11,11 @@ from crawler.items import ArticleItem
 from crawler.signals import page_error
 
 
+def missing_fields(item: ArticleItem) -> list[str]:
+    """The required fields an article lacks (shared with `crawler warc import` and `reparse`)."""
+    return [name for name in ("title", "body") if not getattr(item, name)]
+
+
 class ValidatePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -22,7 +27,7 @@ class ValidatePipeline:
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticleItem):
             return item
-        missing = [name for name in ("title", "body") if not getattr(item, name)]
+        missing = missing_fields(item)
         if missing:
             reason = f"no {' and no '.join(missing)}"
             assert self.crawler.stats is not None

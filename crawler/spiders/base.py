@@ -3,6 +3,7 @@ and item assembly. An outlet's module holds only its URL patterns, selectors and
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -12,6 +13,7 @@ from typing import Any, ClassVar, TypeVar
 import feedparser
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap
@@ -29,6 +31,8 @@ from crawler.urls import canonicalize
 T = TypeVar("T")
 
 _FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
+# An ampersand that starts no entity: the commonest way feeds break XML.
+_BARE_AMPERSAND = re.compile(rb"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,22 @@ def text_of(selection: Any) -> str | None:
 def paragraphs_of(selection: Any) -> list[str]:
     """The text of each selected paragraph, empty ones left out."""
     return [t for t in (text_of(p) for p in selection) if t]
+
+
+def parse_local_datetime(text: str | None, *formats: str) -> datetime | None:
+    """A date/time shown on a page, read with the first `strptime` format that fits.
+
+    The result is naive: the outlet's local time, put in UTC by the clean pipeline.
+    """
+    shown = normalize_text(text)
+    if not shown:
+        return None
+    for fmt in formats:
+        try:
+            return datetime.strptime(shown, fmt)
+        except ValueError:
+            continue
+    return None
 
 
 class NewsSpider(Spider):
@@ -128,6 +148,11 @@ class NewsSpider(Spider):
     # -- discovery -------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
+        problem = self.browser_problem()
+        if problem:
+            # fail this source's run at once; other sources of the same crawl go on
+            self.report_error(self.source.base_url, problem)
+            raise CloseSpider("browser_missing")
         context = crawl_context(self.crawler)
         with context.archive.transaction() as session:
             self._known = known_urls(session, context.source_id)
@@ -136,11 +161,25 @@ class NewsSpider(Spider):
         for request in self.discovery_requests():
             yield request
 
+    def browser_problem(self) -> str | None:
+        """Why the browser this source's listing needs cannot be started here, or None."""
+        if not (self.render_listing or self.source.render_js):
+            return None
+        launch = self.crawler.settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")
+        path = launch.get("executable_path")
+        if not path or (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return None
+        return (
+            f"{self.name} renders its listing in headless Chromium, but no Chromium executable "
+            f"is at {path}: install it (`apt-get install chromium`) or set CRAWLER_CHROMIUM "
+            "to the path of a Chromium binary"
+        )
+
     def discovery_requests(self) -> Iterator[Request]:
         for path in self.feed_paths:
             yield Request(self.source.url(path), callback=self.parse_feed, errback=self.on_error)
         for path in self.sitemap_paths:
-            yield Request(self.source.url(path), callback=self.parse_sitemap, errback=self.on_error)
+            yield self.sitemap_request(self.source.url(path))
         for path in self.listing_paths:
             yield self.listing_request(self.source.url(path), page=1)
 
@@ -159,6 +198,13 @@ class NewsSpider(Spider):
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
         parsed = feedparser.parse(response.body)
+        if parsed.bozo:
+            self._inc("discovery/feed_malformed")
+            # feedparser's lenient mode mangles a bare "&" ("R&D" -> "R&D;"): escape and retry
+            repaired = feedparser.parse(_BARE_AMPERSAND.sub(b"&amp;", response.body))
+            if not repaired.bozo:
+                self._inc("discovery/feed_repaired")
+                parsed = repaired
         entries = [
             ListingEntry(
                 url=response.urljoin(entry.get("link", "")),
@@ -168,8 +214,6 @@ class NewsSpider(Spider):
             for entry in parsed.entries
             if entry.get("link")
         ]
-        if parsed.bozo:
-            self._inc("discovery/feed_malformed")
         if not entries:
             # feedparser gave up on broken XML: take the item links as text.
             text = response.body.decode("utf-8", "replace")
@@ -187,24 +231,55 @@ class NewsSpider(Spider):
         year, month, day, hour, minute, second = parsed[:6]
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
-    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+    def sitemap_request(self, url: str, older: tuple[str, ...] = ()) -> Request:
+        """A sitemap; `older` are the sitemaps of the same index still to walk, newest first."""
+        return Request(
+            url,
+            callback=self.parse_sitemap,
+            errback=self.on_sitemap_error,
+            cb_kwargs={"older": older},
+            priority=10,
+        )
+
+    def parse_sitemap(self, response: Response, older: tuple[str, ...] = ()) -> Iterator[Request]:
         try:
             sitemap = Sitemap(response.body)
         except Exception as exc:  # lxml raises several types for broken XML
             self.report_error(response.url, f"unreadable sitemap: {exc}")
+            yield from self._next_sitemap(older)
+            return
+        if sitemap.type not in ("urlset", "sitemapindex"):
+            self.report_error(response.url, f"not a sitemap (a <{sitemap.type}> document)")
+            yield from self._next_sitemap(older)
             return
         locs = [(entry.get("loc", ""), entry.get("lastmod")) for entry in sitemap]
         if sitemap.type == "sitemapindex":
-            # newest first, as many as a listing would page through
+            # newest first, one after the other like a listing's pages, at most max_pages
             children = sorted(locs, key=lambda loc: loc[1] or "", reverse=True)
-            for loc, _ in children[: self.source.max_pages]:
-                yield Request(
-                    response.urljoin(loc), callback=self.parse_sitemap, errback=self.on_error
-                )
+            urls = [response.urljoin(loc) for loc, _ in children if loc]
+            if len(urls) > self.source.max_pages:
+                self._inc("discovery/max_pages_reached")
+            yield from self._next_sitemap((*urls[: self.source.max_pages], *older))
             return
         entries = [ListingEntry(url=response.urljoin(loc)) for loc, _ in locs if loc]
         self._inc("discovery/sitemap_entries", len(entries))
+        articles = [e for e in entries if self.is_article_url(e.url)]
         yield from self.article_requests(entries)
+        if older and articles and not self.refresh and all(self.is_known(e.url) for e in articles):
+            # a whole sitemap of articles already archived: older ones hold nothing new
+            self._inc("discovery/stopped_at_known_page")
+            return
+        yield from self._next_sitemap(older)
+
+    def _next_sitemap(self, queue: tuple[str, ...]) -> Iterator[Request]:
+        if queue:
+            yield self.sitemap_request(queue[0], queue[1:])
+
+    def on_sitemap_error(self, failure: Failure) -> Iterator[Request]:
+        """Report a sitemap that could not be fetched and go on with the next one."""
+        self.on_error(failure)
+        request = getattr(failure, "request", None)
+        yield from self._next_sitemap(request.cb_kwargs.get("older", ()) if request else ())
 
     def parse_listing(self, response: Response, page: int) -> Iterator[Request]:
         entries = list(self._parse_listing_entries(response))
@@ -234,10 +309,12 @@ class NewsSpider(Spider):
     def is_known(self, url: str) -> bool:
         return url in self._known or canonicalize(url) in self._known
 
+    def is_article_url(self, url: str) -> bool:
+        return bool(self.article_path.search(re.sub(r"^https?://[^/]+", "", url)))
+
     def article_requests(self, entries: Iterable[ListingEntry]) -> Iterator[Request]:
         for entry in entries:
-            path = re.sub(r"^https?://[^/]+", "", entry.url)
-            if not self.article_path.search(path) or entry.url in self._requested:
+            if not self.is_article_url(entry.url) or entry.url in self._requested:
                 continue
             self._requested.add(entry.url)
             headers: dict[str, str] = {}
@@ -260,10 +337,22 @@ class NewsSpider(Spider):
     def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
+            # robots.txt said no (or a middleware chose to drop it): politeness, not a failure
+            self._inc("archive/requests_ignored")
+            self.logger.info("not fetched: %s (%s)", url, failure.getErrorMessage())
+            return
         if isinstance(failure.value, HttpError):
             reason = f"HTTP {failure.value.response.status}"
         else:
             reason = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+        rendered = request is not None and request.meta.get("playwright")
+        if rendered and "BrowserType.launch" in reason:
+            # Playwright's launch error runs to pages of command line: name the cause instead
+            reason = (
+                f"headless Chromium could not be started ({reason.splitlines()[0]}): check the "
+                "browser (`apt-get install chromium`) or set CRAWLER_CHROMIUM to a working one"
+            )
         self.report_error(url, reason)
 
     def report_error(self, url: str, reason: str) -> None:
@@ -377,4 +466,12 @@ class NewsSpider(Spider):
         return False
 
 
-__all__ = ["ListingEntry", "NewsSpider", "paragraphs_of", "parse_bool", "parse_duration", "text_of"]
+__all__ = [
+    "ListingEntry",
+    "NewsSpider",
+    "paragraphs_of",
+    "parse_bool",
+    "parse_duration",
+    "parse_local_datetime",
+    "text_of",
+]

@@ -23,6 +23,12 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(length=200), nullable=False),
         sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["crawl_runs.id"],
+            name=op.f("fk_source_leases_run_id_crawl_runs"),
+        ),
         sa.PrimaryKeyConstraint("source_name", name=op.f("pk_source_leases")),
     )
 

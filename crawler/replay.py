@@ -1,0 +1,351 @@
+"""Re-archive responses fetched earlier through the current spider parsing and cleaning.
+
+`crawler warc import` and `crawler reparse` share this: a stored or imported page is turned back
+into the Scrapy response it was, the outlet's own spider builds the article from it (nothing is
+fetched), and the pipelines' steps (clean, validate, dedup keys, store) run in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Headers, Response, TextResponse
+from scrapy.responsetypes import responsetypes
+from scrapy.spiderloader import get_spider_loader
+from scrapy.statscollectors import MemoryStatsCollector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crawler.config import ConfigError, SourceConfig, SourcesFile, project_settings
+from crawler.context import ensure_source
+from crawler.db.models import Article, Snapshot, Source, utcnow
+from crawler.db.queries import (
+    Outcome,
+    archive_article,
+    find_article,
+    payload_bytes,
+    store_snapshot,
+    supersede,
+)
+from crawler.db.session import Archive
+from crawler.items import ArticleItem, FetchedPage
+from crawler.pipelines.clean import clean_article
+from crawler.pipelines.deduplicate import dedup_keys
+from crawler.pipelines.validate import missing_fields
+from crawler.spiders.base import ListingEntry, NewsSpider
+from crawler.topics import Topics, ensure_topics, load_topics, tag_article
+
+# Headers that describe how the bytes travelled, not the bytes as stored (already decoded).
+TRANSPORT_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+BATCH = 500
+
+
+class Skipped(Exception):
+    """A page that is not re-archived; the message is the reason it is counted under."""
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    """Host without `www.` and the port unless it is the scheme's default."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = parts.port if parts.port != default else None
+    return host, port
+
+
+class Replayer:
+    """The outlets' spiders, each made once without a crawl, to parse pages fetched earlier."""
+
+    def __init__(self, sources: SourcesFile) -> None:
+        self.sources = sources
+        self.settings = project_settings()
+        self.settings.set("CRAWLER_SOURCES", str(sources.path), priority="cmdline")
+        self._loader = get_spider_loader(self.settings)
+        self._spiders: dict[str, NewsSpider] = {}
+        self._charset: dict[str, Any] = {}
+        self.topics: Topics = load_topics(self.settings.get("CRAWLER_TOPICS"))
+        self.topic_ids: dict[str, int] = {}
+
+    def open(self, archive: Archive) -> None:
+        """Make sure the topics articles are tagged with have rows (as the store pipeline does)."""
+        with archive.transaction() as session:
+            self.topic_ids = ensure_topics(session, self.topics.topics)
+
+    def tag(self, session: Session, article_id: int, item: ArticleItem, new: bool) -> None:
+        """Tag a new or changed article with the topics its text matches."""
+        matched = self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
+        tag_article(session, article_id, matched, self.topic_ids, set() if new else None)
+
+    def source_for(self, url: str) -> SourceConfig | None:
+        """The configured source whose base URL is on the same host as `url`."""
+        origin = _origin(url)
+        for source in self.sources.sources.values():
+            if _origin(source.base_url) == origin:
+                return source
+        return None
+
+    def spider(self, name: str) -> NewsSpider:
+        """The outlet's spider bound to a crawler that never crawls; ConfigError if unknown."""
+        if name not in self._spiders:
+            try:
+                spider_cls = self._loader.load(name)
+            except KeyError:
+                raise ConfigError(f"no spider named {name!r}") from None
+            crawler = Crawler(spider_cls, self.settings)
+            # the spider counts its fallbacks in the stats, as in a crawl
+            crawler.stats = MemoryStatsCollector(crawler)
+            spider = spider_cls.from_crawler(crawler)
+            assert isinstance(spider, NewsSpider)
+            crawler.spider = spider
+            self._spiders[name] = spider
+            self._charset[name] = self._charset_check(crawler)
+        return self._spiders[name]
+
+    @staticmethod
+    def _charset_check(crawler: Crawler) -> Any:
+        # A crawl reads a page whose declared charset misreads its bytes in the right one
+        # (a downloader middleware); a replayed page must be read the same way.
+        from crawler.middlewares import CharsetMiddleware
+
+        try:
+            return CharsetMiddleware.from_crawler(crawler)
+        except NotConfigured:
+            return None
+
+    def is_article(self, name: str, url: str) -> bool:
+        """Whether the outlet's spider would follow `url` as an article."""
+        path = re.sub(r"^https?://[^/]+", "", url)
+        return bool(self.spider(name).article_path.search(path))
+
+    def response(self, name: str, page: FetchedPage) -> Response:
+        """The Scrapy response `page` was, read as the crawl would read it."""
+        headers = Headers(
+            {k: v for k, v in page.headers.items() if k.lower() not in TRANSPORT_HEADERS}
+        )
+        response_cls = responsetypes.from_args(headers=headers, url=page.final_url, body=page.body)
+        request = Request(page.requested_url)
+        response = response_cls(
+            url=page.final_url,
+            status=page.status,
+            headers=headers,
+            body=page.body,
+            request=request,
+        )
+        charset = self._charset.get(name)
+        return charset.process_response(request, response) if charset is not None else response
+
+    def parse(self, name: str, page: FetchedPage, entry: ListingEntry | None = None) -> ArticleItem:
+        """The cleaned article the outlet's spider reads from `page`; Skipped if it is none."""
+        spider = self.spider(name)
+        response = self.response(name, page)
+        if not isinstance(response, TextResponse):
+            raise Skipped("not a text page")
+        item = spider.build_article(response, entry or ListingEntry(url=page.requested_url))
+        item.page = page  # the page as it was fetched then, not now
+        return clean_article(item)
+
+    def stats(self) -> Counter[str]:
+        """What the spiders counted while parsing (fallbacks, overruled charsets)."""
+        total: Counter[str] = Counter()
+        for spider in self._spiders.values():
+            for key, value in spider.crawler.stats.get_stats().items():
+                if isinstance(value, int) and key.startswith(("fallback/", "charset/")):
+                    total[key] += value
+        return total
+
+
+def _same_snapshot(session: Session, source_id: int, page: FetchedPage) -> Snapshot | None:
+    """A snapshot of this very fetch archived before (importing a WARC twice adds nothing)."""
+    return session.scalar(
+        select(Snapshot)
+        .where(
+            Snapshot.source_id == source_id,
+            Snapshot.requested_url == page.requested_url,
+            Snapshot.fetched_at == page.fetched_at,
+        )
+        .limit(1)
+    )
+
+
+def archive_replayed(
+    session: Session, replayer: Replayer, source_id: int, item: ArticleItem
+) -> str:
+    """Validate, key and store a replayed article with its snapshot; the outcome's name.
+
+    The article is dated by its fetch: a capture older than the archived text of the same
+    article keeps only its snapshot ("older") instead of turning the clock back.
+    """
+    page = item.page
+    assert page is not None
+    if missing_fields(item):
+        return "invalid"
+    known = _same_snapshot(session, source_id, page)
+    if known is None:
+        item.snapshot_id = store_snapshot(session, source_id, None, page).id
+    else:
+        item.snapshot_id = known.id
+    item.page = None
+    dedup_keys(item)
+    assert item.canonical_url and item.content_hash
+    article = find_article(session, source_id, item.canonical_url, item.content_hash)
+    if (
+        article is not None
+        and article.content_hash != item.content_hash
+        and article.updated_at > page.fetched_at
+    ):
+        if item.content_hash in {v.content_hash for v in article.versions}:
+            return Outcome.UNCHANGED.value  # this text is an earlier version already
+        return "older"
+    # archive_article never moves last_seen_at backwards for an older capture
+    outcome, stored = archive_article(session, source_id, item, seen_at=page.fetched_at)
+    if outcome is not Outcome.UNCHANGED:
+        replayer.tag(session, stored.id, item, new=outcome is Outcome.NEW)
+    return outcome.value
+
+
+def import_pages(
+    archive: Archive,
+    replayer: Replayer,
+    pages: Any,
+    tick: Callable[[], None] = lambda: None,
+) -> Counter[str]:
+    """Re-archive fetched pages (FetchedPage, or a str: the reason a record is not a page)."""
+    counts: Counter[str] = Counter()
+    source_ids: dict[str, int] = {}
+    replayer.open(archive)
+    for page in pages:
+        tick()
+        if isinstance(page, str):
+            counts[page] += 1
+            continue
+        source = replayer.source_for(page.requested_url)
+        if source is None:
+            counts["no configured source for the host"] += 1
+            continue
+        try:
+            if not replayer.is_article(source.name, page.requested_url):
+                counts["not an article page"] += 1
+                continue
+            if not 200 <= page.status < 300:
+                counts[f"HTTP {page.status}"] += 1
+                continue
+            item = replayer.parse(source.name, page)
+        except Skipped as skipped:
+            counts[str(skipped)] += 1
+            continue
+        except ConfigError:
+            counts["no spider for the source"] += 1
+            continue
+        if source.name not in source_ids:
+            source_ids[source.name] = ensure_source(archive, source)
+        with archive.transaction() as session:
+            counts[archive_replayed(session, replayer, source_ids[source.name], item)] += 1
+    return counts
+
+
+def reparse_article(
+    session: Session, replayer: Replayer, outlet: str, article: Article, now: datetime
+) -> str:
+    """Parse and clean the article's stored snapshot again; a new version if its text changed."""
+    if article.snapshot_id is None:
+        return "no snapshot"
+    snapshot = session.get(Snapshot, article.snapshot_id)
+    assert snapshot is not None
+    page = FetchedPage(
+        requested_url=snapshot.requested_url,
+        final_url=snapshot.final_url,
+        status=snapshot.status,
+        headers=snapshot.headers,
+        body=payload_bytes(session, snapshot.sha256),
+        fetched_at=snapshot.fetched_at,
+    )
+    # Some outlets date an article only in the listing it was found in: the stored date
+    # stands in for that listing.
+    entry = ListingEntry(url=snapshot.requested_url, published=article.published_at)
+    try:
+        item = replayer.parse(outlet, page, entry)
+    except Skipped as skipped:
+        return str(skipped)
+    if missing_fields(item):
+        return "invalid"
+    if item.published_at is None:
+        item.published_at = article.published_at
+    item.page = None
+    item.snapshot_id = article.snapshot_id
+    dedup_keys(item)
+    # the text itself is compared too: a row edited by hand may carry a stale hash
+    if item.content_hash == article.content_hash and "\n\n".join(item.body) == article.body:
+        return Outcome.UNCHANGED.value
+    seen = article.last_seen_at  # nothing was fetched: the article was not seen again
+    supersede(session, article, item, now)
+    article.last_seen_at = seen
+    replayer.tag(session, article.id, item, new=False)
+    return Outcome.UPDATED.value
+
+
+def reparse(
+    archive: Archive,
+    replayer: Replayer,
+    outlet: str | None = None,
+    tick: Callable[[], None] = lambda: None,
+) -> Counter[str]:
+    """Re-parse every archived article (of one outlet) from its stored snapshot."""
+    counts: Counter[str] = Counter()
+    now = utcnow()
+    replayer.open(archive)
+    with archive.sessions() as session:
+        with session.begin():
+            sources = session.execute(
+                select(Source.id, Source.name).where(Source.name == outlet)
+                if outlet
+                else select(Source.id, Source.name)
+            ).all()
+        for source_id, name in sources:
+            try:
+                replayer.spider(name)
+            except ConfigError:
+                with session.begin():
+                    skipped = session.scalar(
+                        select(func.count(Article.id)).where(Article.source_id == source_id)
+                    )
+                counts["no spider or source configured"] += skipped or 0
+                continue
+            after = 0
+            while True:
+                with session.begin():
+                    ids = session.scalars(
+                        select(Article.id)
+                        .where(Article.source_id == source_id, Article.id > after)
+                        .order_by(Article.id)
+                        .limit(BATCH)
+                    ).all()
+                if not ids:
+                    break
+                for article_id in ids:
+                    with session.begin():  # one transaction per article
+                        article = session.get(Article, article_id)
+                        if article is not None:
+                            counts[reparse_article(session, replayer, name, article, now)] += 1
+                    tick()
+                after = ids[-1]
+                session.expunge_all()  # constant memory however large the archive
+    return counts
+
+
+def count_articles(archive: Archive, outlet: str | None) -> int:
+    """How many articles `reparse` goes through."""
+    with archive.sessions() as session:
+        statement = select(func.count(Article.id))
+        if outlet:
+            statement = statement.join(Source, Source.id == Article.source_id).where(
+                Source.name == outlet
+            )
+        return session.scalar(statement) or 0

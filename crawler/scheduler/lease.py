@@ -1,0 +1,170 @@
+"""Source leases: one row per running source, so that a source never runs twice at once.
+
+A lease is taken by a single atomic upsert (inserted when the source is free, taken over when
+the holder let it expire), renewed by its holder while the run lasts and deleted at the end.
+The same statement works on SQLite and PostgreSQL: ``INSERT ... ON CONFLICT DO UPDATE ...
+WHERE expires_at < now RETURNING holder``; a concurrent taker either waits for the row lock
+(PostgreSQL) or for the write lock (SQLite) and then finds the lease no longer expired.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crawler.db.models import CrawlRun, SourceLease, utcnow
+
+ORPHANED = "its scheduler died without finishing it (lease released)"
+
+
+def new_holder() -> str:
+    """A name for this process's leases: host, pid and a random part."""
+    return f"{socket.gethostname()[:150]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    source_name: str
+    holder: str
+    expires_at: datetime
+    run_id: int | None
+
+
+def try_acquire(
+    session: Session, source: str, holder: str, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Take the source's lease in one statement; False when someone else holds it unexpired."""
+    now = now or utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = insert(SourceLease).values(
+        source_name=source, holder=holder, acquired_at=now, expires_at=now + ttl, run_id=None
+    )
+    statement = values.on_conflict_do_update(
+        index_elements=[SourceLease.source_name],
+        set_={
+            "holder": values.excluded.holder,
+            "acquired_at": values.excluded.acquired_at,
+            "expires_at": values.excluded.expires_at,
+            "run_id": None,
+        },
+        where=SourceLease.expires_at < now,
+    ).returning(SourceLease.holder)
+    return session.execute(statement).scalar_one_or_none() == holder
+
+
+def acquire_for_run(
+    session: Session,
+    source: str,
+    source_id: int,
+    holder: str,
+    ttl: timedelta,
+    trigger: str,
+) -> int | None:
+    """Take the lease and open a `running` crawl_runs row under it; None when the source is busy.
+
+    A run left behind by a holder whose lease expired is closed as interrupted.
+    """
+    now = utcnow()
+    expired_run = session.scalar(
+        select(SourceLease.run_id).where(
+            SourceLease.source_name == source, SourceLease.expires_at < now
+        )
+    )
+    if not try_acquire(session, source, holder, ttl, now):
+        return None
+    if expired_run is not None:
+        _interrupt(session, [expired_run], ORPHANED)
+    run = CrawlRun(source_id=source_id, status="running", trigger=trigger, started_at=now)
+    session.add(run)
+    session.flush()
+    session.execute(
+        update(SourceLease)
+        .where(SourceLease.source_name == source, SourceLease.holder == holder)
+        .values(run_id=run.id)
+    )
+    return run.id
+
+
+def renew(session: Session, source: str, holder: str, ttl: timedelta) -> bool:
+    """Move the lease's expiry on; False when it is no longer this holder's."""
+    result = session.execute(
+        update(SourceLease)
+        .where(SourceLease.source_name == source, SourceLease.holder == holder)
+        .values(expires_at=utcnow() + ttl)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(session: Session, source: str, holder: str) -> bool:
+    """Give the lease up; False when it was not this holder's any more."""
+    result = session.execute(
+        delete(SourceLease).where(SourceLease.source_name == source, SourceLease.holder == holder)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def current(session: Session, source: str) -> LeaseInfo | None:
+    """The source's lease as it stands, expired or not."""
+    lease = session.get(SourceLease, source)
+    if lease is None:
+        return None
+    return LeaseInfo(lease.source_name, lease.holder, lease.expires_at, lease.run_id)
+
+
+def holder_is_dead(holder: str, me: str) -> bool:
+    """Whether `holder` was a process of this host that no longer runs (never guessed for
+    another host: its lease has to expire)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:150] or not pid_text.isdigit() or holder == me:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # an earlier process with our pid (a restarted container's pid 1)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def sweep(session: Session, me: str, now: datetime | None = None) -> list[str]:
+    """Delete leases that expired or whose holder died on this host, closing their runs as
+    interrupted; the sources they covered."""
+    now = now or utcnow()
+    freed: list[str] = []
+    orphans: list[int] = []
+    for held in session.scalars(select(SourceLease)).all():
+        expired = held.expires_at < now
+        if not expired and not holder_is_dead(held.holder, me):
+            continue
+        condition = [SourceLease.source_name == held.source_name, SourceLease.holder == held.holder]
+        if expired:
+            condition.append(SourceLease.expires_at < now)  # unless renewed meanwhile
+        if session.execute(delete(SourceLease).where(*condition)).rowcount:  # type: ignore[attr-defined]
+            freed.append(held.source_name)
+            if held.run_id is not None:
+                orphans.append(held.run_id)
+    _interrupt(session, orphans, ORPHANED)
+    return sorted(freed)
+
+
+def _interrupt(session: Session, run_ids: list[int], reason: str) -> None:
+    if not run_ids:
+        return
+    for run in session.scalars(
+        select(CrawlRun).where(CrawlRun.id.in_(run_ids), CrawlRun.status == "running")
+    ):
+        run.status = "interrupted"
+        run.finished_at = utcnow()
+        run.error_log = "\n".join(filter(None, [reason, run.error_log]))

@@ -1,0 +1,187 @@
+"""The archive's raw pages in the standard web-archive format (WARC 1.1), both ways.
+
+Export writes one gzip-compressed `response` record per stored snapshot after a `warcinfo`
+record; the records are the ones warcio writes and pywb replays. Snapshots hold the decoded
+bytes, so the HTTP headers that described the transfer (Content-Encoding, Transfer-Encoding)
+are kept under an `X-Archive-Orig-` name and Content-Length is the stored payload's length.
+Import reads any WARC's response records back as fetched pages (see `crawler.replay`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from io import BytesIO
+from typing import IO, Any
+
+import zstandard
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
+from warcio.warcwriter import WARCWriter
+
+from crawler import __version__
+from crawler.db.models import Payload, Snapshot, Source
+from crawler.items import FetchedPage
+
+BATCH = 200
+# Renamed, not dropped, so a reader still sees how the page was sent.
+RENAMED_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
+ORIGINAL_PREFIX = "X-Archive-Orig-"
+
+
+class WarcError(ValueError):
+    """A WARC file that cannot be read; the message says why."""
+
+
+@dataclass(frozen=True)
+class SnapshotFilter:
+    outlet: str | None = None
+    since: datetime | None = None
+
+    def apply(self, statement: Any) -> Any:
+        """The statement narrowed to matching snapshots (Source must be joined)."""
+        if self.outlet:
+            statement = statement.where(Source.name == self.outlet)
+        if self.since:
+            statement = statement.where(Snapshot.fetched_at >= self.since)
+        return statement
+
+
+def status_line(status: int) -> str:
+    """`200 OK`: the status and its standard reason phrase (the stored status has none)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def http_headers(status: int, headers: dict[str, Any], length: int) -> StatusAndHeaders:
+    """The response's status line and headers as they describe the stored (decoded) payload."""
+    pairs: list[tuple[str, str]] = []
+    for name, values in headers.items():
+        lowered = name.lower()
+        if lowered == "content-length":
+            continue
+        key = ORIGINAL_PREFIX + name if lowered in RENAMED_HEADERS else name
+        for value in values if isinstance(values, list) else [values]:
+            pairs.append((key, str(value)))
+    pairs.append(("Content-Length", str(length)))
+    return StatusAndHeaders(status_line(status), pairs, protocol="HTTP/1.1")
+
+
+def warc_date(value: datetime) -> str:
+    """A WARC-Date with microseconds (WARC 1.1), in UTC."""
+    return datetime_to_iso_date(value.astimezone(UTC).replace(tzinfo=None), use_micros=True)
+
+
+def write_warc(
+    session: Session,
+    filters: SnapshotFilter,
+    out: IO[bytes],
+    tick: Callable[[], None] = lambda: None,
+    filename: str | None = None,
+) -> int:
+    """Write the matching snapshots as WARC 1.1 response records, streamed; their number."""
+    writer = WARCWriter(out, gzip=True, warc_version="1.1")
+    info = writer.create_warcinfo_record(
+        filename,
+        {
+            "software": f"news-archive-crawler/{__version__} (warcio)",
+            "format": "WARC File Format 1.1",
+            "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
+            "warc-format/warc-1.1/",
+            "description": "raw pages of the news archive"
+            + (f", outlet {filters.outlet}" if filters.outlet else ""),
+        },
+    )
+    writer.write_record(info)
+    info_id = info.rec_headers.get_header("WARC-Record-ID")
+    statement = filters.apply(
+        select(
+            Snapshot.requested_url,
+            Snapshot.status,
+            Snapshot.headers,
+            Snapshot.fetched_at,
+            Payload.content,
+        )
+        .join(Source, Source.id == Snapshot.source_id)
+        .join(Payload, Payload.sha256 == Snapshot.sha256)
+        .order_by(Snapshot.id)
+    ).execution_options(yield_per=BATCH)
+    decompressor = zstandard.ZstdDecompressor()
+    count = 0
+    for url, status, headers, fetched_at, compressed in session.execute(statement):
+        body = decompressor.decompress(compressed)
+        record = writer.create_warc_record(
+            url,
+            "response",
+            payload=BytesIO(body),
+            length=len(body),
+            http_headers=http_headers(status, headers, len(body)),
+            warc_headers_dict={
+                "WARC-Date": warc_date(fetched_at),
+                "WARC-Warcinfo-ID": info_id,
+            },
+        )
+        writer.write_record(record)
+        count += 1
+        tick()
+    return count
+
+
+def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if name.lower() in RENAMED_HEADERS or name.lower() == "content-length":
+            continue  # the payload read back is decoded: they no longer describe it
+        if name.startswith(ORIGINAL_PREFIX) and name[len(ORIGINAL_PREFIX) :].lower() in (
+            RENAMED_HEADERS
+        ):
+            name = name[len(ORIGINAL_PREFIX) :]
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def read_warc(stream: IO[bytes]) -> Iterator[FetchedPage | str]:
+    """Every record of a WARC: a response as the page it carries, else why it is no page."""
+    try:
+        for record in ArchiveIterator(stream):
+            if record.format != "warc":
+                raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
+            if record.rec_type != "response":
+                yield "not a response record"
+                continue
+            if record.http_headers is None or not record.http_headers.get_statuscode():
+                yield "response without HTTP headers"
+                continue
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            date = record.rec_headers.get_header("WARC-Date")
+            if not url or not url.startswith(("http://", "https://")):
+                yield "response for a non-HTTP URL"
+                continue
+            try:
+                status = int(record.http_headers.get_statuscode())
+                fetched = iso_date_to_datetime(date, tz_aware=True) if date else None
+            except ValueError:
+                yield "response with a malformed status line or date"
+                continue
+            # content_stream() undoes any chunked transfer and content encoding
+            body = record.content_stream().read()
+            yield FetchedPage(
+                requested_url=url,
+                final_url=url,
+                status=status,
+                headers=_headers(record.http_headers.headers),
+                body=body,
+                fetched_at=fetched or datetime.now(UTC),
+            )
+    except ArchiveLoadFailed as exc:
+        reason = str(exc)  # may quote a whole line of binary junk
+        reason = reason if len(reason) <= 100 else reason[:100] + "..."
+        raise WarcError(f"not a readable WARC: {reason}") from None
