@@ -1,5 +1,5 @@
 # make setup   the virtualenv with the project and its test tools
-# make run     migrate the default SQLite archive and run the main job
+# make run     migrate the default SQLite archive and run the scheduler in the foreground
 # make test    lint, type-check, and the whole suite on SQLite and on a real PostgreSQL
 # make bench   the throughput benchmark
 
@@ -35,7 +35,7 @@ system-deps:
 
 run: setup
 	$(BIN)/crawler db upgrade
-	$(BIN)/crawler crawl --all
+	$(BIN)/crawler schedule
 
 demo: setup
 	$(BIN)/crawler demo

@@ -14,8 +14,10 @@ Targets (issue 5): search p95 < 50 ms, export of 100k < 30 s with flat memory, s
     python bench/query.py [--articles 1000000] [--db FILE] [--reuse] [--repeat 200]
 
 Article texts are drawn from a vocabulary with the word frequencies of the bundled mirror pages
-plus a Zipf-distributed long tail; bodies run 150 to 900 words (mean about 450); about 1.5% of the
-articles report on North Korea and Russia (the query terms and the dprk-russia topic).
+plus a Zipf-distributed long tail; bodies run 150 to 1,400 words (mean about 600); about 1.5% of
+the articles report on North Korea and Russia (the query terms and the dprk-russia topic) and the
+words of the phrase query also occur apart in about 4% of the articles each. The archive is left
+as a crawl leaves it: no ANALYZE, no FTS5 'optimize'.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 OUTLETS = ("kcna_watch", "pyongyang_times", "urdupoint", "islam_times", "al_mayadeen")
 ONE_WORD = "Shoigu"
 PHRASE = '"strategic partnership"'
-# Reported for information, without a target: a word in about a third of all articles.
-EXTRA_QUERIES = ("government", "Russia Pyongyang")
+# Reported for information, without a target: a common word, an AND and a phrase of common words.
+EXTRA_QUERIES = ("government", "Russia Pyongyang", '"the government"')
 TOPIC_SHARE = 0.015
 TOPIC_SENTENCES = (
     "Russian Defence Minister Sergei Shoigu arrived in Pyongyang for talks with Kim Jong Un.",
@@ -54,6 +56,20 @@ TOPIC_SENTENCES = (
     "A Russian delegation led by Shoigu laid a wreath at the Friendship Tower.",
     "Officials of the DPRK and Russia signed agreements on trade and technology exchange.",
 )
+# The words of the phrase also occur apart, in about 4% of the articles each (news-like).
+BACKGROUND_SHARE = 0.04
+BACKGROUND = {
+    "strategic": (
+        "Officials reviewed the strategic grain reserves of the province.",
+        "The plan was described as a strategic priority for the coming years.",
+        "Analysts called the port a strategic asset.",
+    ),
+    "partnership": (
+        "The universities announced a research partnership.",
+        "A partnership between local firms will build the new bridge.",
+        "The ministry praised its partnership with farmers.",
+    ),
+}
 TOPIC_TITLES = (
     "Shoigu meets Kim Jong Un in Pyongyang",
     "DPRK and Russia hail strategic partnership",
@@ -81,8 +97,10 @@ class TextMaker:
     def __init__(self, rng: random.Random, pool_size: int = 200_000) -> None:
         self.rng = rng
         real = mirror_vocabulary()
-        for word in ("Shoigu", "strategic", "partnership"):  # only the topic sentences hold them
-            real.pop(word, None)
+        # The query words occur only where this script puts them (in any letter case).
+        for word in list(real):
+            if word.lower() in ("shoigu", "strategic", "partnership"):
+                del real[word]
         ranked = [w for w, _ in real.most_common()]
         syllables = (
             "ka",
@@ -120,9 +138,15 @@ class TextMaker:
 
     def body(self, topical: bool) -> str:
         sentences = self.rng.choices(self.pool, k=self.rng.randint(9, 50))
+        extra = [
+            self.rng.choice(choices)
+            for choices in BACKGROUND.values()
+            if self.rng.random() < BACKGROUND_SHARE
+        ]
         if topical:
-            for sentence in self.rng.sample(TOPIC_SENTENCES, self.rng.randint(1, 3)):
-                sentences.insert(self.rng.randrange(len(sentences) + 1), sentence)
+            extra += self.rng.sample(TOPIC_SENTENCES, self.rng.randint(1, 3))
+        for sentence in extra:
+            sentences.insert(self.rng.randrange(len(sentences) + 1), sentence)
         paragraphs = []
         while sentences:
             take = self.rng.randint(2, 5)
@@ -195,9 +219,6 @@ def generate(path: Path, articles: int, seed: int = 5) -> None:
             rate = article_id / (time.perf_counter() - begun)
             print(f"\r  generated {article_id:,} articles ({rate:,.0f}/s)", end="", flush=True)
     print()
-    with conn:
-        conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
-    conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
@@ -324,13 +345,66 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def measure_search(url: str, repeat: int) -> list[bool]:
+    print(f"\nsearch (top 20 with snippets, {repeat} runs each, warm cache)")
+    met = []
+    for label, query in (("one word", ONE_WORD), ("phrase", PHRASE)):
+        p50, p95, worst = time_search(url, query, repeat)
+        print(
+            f"  {label:<9} {query:<24} matches {matches(url, query):>8,}  p50 {p50:6.1f} ms  "
+            f"p95 {p95:6.1f} ms  max {worst:6.1f} ms  [target p95 < 50 ms: {verdict(p95 < 50)}]"
+        )
+        met.append(p95 < 50)
+    words = ", ".join(f"{w} {matches(url, w):,}" for w in PHRASE.strip('"').split())
+    print(f"            (articles holding the phrase's words: {words})")
+    for query in EXTRA_QUERIES:
+        p50, p95, worst = time_search(url, query, max(20, repeat // 10))
+        print(
+            f"  (extra)   {query:<24} matches {matches(url, query):>8,}  p50 {p50:6.1f} ms  "
+            f"p95 {p95:6.1f} ms  max {worst:6.1f} ms"
+        )
+    return met
+
+
+def measure_export(path: Path, out_dir: Path) -> list[bool]:
+    print("\nexport to JSONL (child process each)")
+    figures = {}
+    for count in (10_000, 100_000):
+        seconds, peak, lines = time_export(path, count, out_dir)
+        figures[count] = (seconds, peak)
+        print(f"  {lines:>7,} articles  {seconds:6.1f} s  peak RSS {peak:6.0f} MB")
+    small, large = figures[10_000][1], figures[100_000][1]
+    flat = large < small * 1.25 + 10
+    fast = figures[100_000][0] < 30
+    print(
+        f"  memory 100k / 10k: {large / small:.2f}x  [target: export 100k < 30 s "
+        f"{verdict(fast)}, flat memory {verdict(flat)}]"
+    )
+    return [fast, flat]
+
+
+def measure_stats(url: str) -> list[bool]:
+    print("\nstats")
+    in_process = time_stats(url)
+    command, _ = run_measured(["stats", "--json", "--db", url])
+    print(
+        f"  collect_stats() {in_process:.2f} s (slowest of 5); `crawler stats` command "
+        f"{command:.2f} s end to end  [target < 2 s: {verdict(command < 2)}]"
+    )
+    return [command < 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, help="archive file (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true", help="measure an existing --db as is")
     parser.add_argument("--repeat", type=int, default=200, help="searches per query")
+    parser.add_argument(
+        "--only", choices=("search", "export", "stats"), action="append", help="(repeatable)"
+    )
     options = parser.parse_args()
+    parts = options.only or ["search", "export", "stats"]
 
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
         path = options.db or Path(tmp) / "archive.db"
@@ -347,50 +421,15 @@ def main() -> None:
         conn = sqlite3.connect(path)
         total = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
         conn.close()
-
-        print(f"\narchive: {total:,} articles, SQLite {sqlite3.sqlite_version}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\narchive: {total:,} articles, SQLite {sqlite3.sqlite_version}, load {load}")
         results = []
-        print(f"\nsearch (top 20 with snippets, {options.repeat} runs each, warm cache)")
-        for label, query in (("one word", ONE_WORD), ("phrase", PHRASE)):
-            p50, p95, worst = time_search(url, query, options.repeat)
-            df = matches(url, query)
-            print(
-                f"  {label:<9} {query:<24} matches {df:>8,}  p50 {p50:6.1f} ms  "
-                f"p95 {p95:6.1f} ms  max {worst:6.1f} ms  [target p95 < 50 ms: "
-                f"{verdict(p95 < 50)}]"
-            )
-            results.append(p95 < 50)
-        for query in EXTRA_QUERIES:
-            p50, p95, worst = time_search(url, query, max(20, options.repeat // 10))
-            df = matches(url, query)
-            print(
-                f"  (extra)   {query:<24} matches {df:>8,}  p50 {p50:6.1f} ms  "
-                f"p95 {p95:6.1f} ms  max {worst:6.1f} ms"
-            )
-
-        print("\nexport to JSONL (child process each)")
-        figures = {}
-        for count in (10_000, 100_000):
-            seconds, peak, lines = time_export(path, count, Path(tmp))
-            figures[count] = (seconds, peak)
-            print(f"  {lines:>7,} articles  {seconds:6.1f} s  peak RSS {peak:6.0f} MB")
-        small, large = figures[10_000][1], figures[100_000][1]
-        flat = large < small * 1.25 + 10
-        fast = figures[100_000][0] < 30
-        print(
-            f"  memory 100k / 10k: {large / small:.2f}x  [target: export 100k < 30 s "
-            f"{verdict(fast)}, flat memory {verdict(flat)}]"
-        )
-        results += [fast, flat]
-
-        print("\nstats")
-        in_process = time_stats(url)
-        command, peak = run_measured(["stats", "--json", "--db", url])
-        print(
-            f"  collect_stats() {in_process:.2f} s (slowest of 5); `crawler stats` command "
-            f"{command:.2f} s end to end  [target < 2 s: {verdict(command < 2)}]"
-        )
-        results.append(command < 2)
+        if "search" in parts:
+            results += measure_search(url, options.repeat)
+        if "export" in parts:
+            results += measure_export(path, Path(tmp))
+        if "stats" in parts:
+            results += measure_stats(url)
         print("\nall targets met" if all(results) else "\nsome targets MISSED")
         if options.db and not options.reuse:
             print(f"(archive kept at {path}; measure it again with --db {path} --reuse)")

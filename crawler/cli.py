@@ -389,14 +389,11 @@ def schedule(
     SIGHUP re-reads the sources file; SIGTERM or Ctrl-C stops taking new runs, lets running
     crawls finish within the grace period, then stops them.
     """
-    import os
-
     from crawler.scheduler.service import SchedulerService, ServiceOptions
 
     config = _sources(sources)
-    crawl_args: list[str] = []
-    if "CRAWLER_LOG_LEVEL" not in os.environ:
-        crawl_args += ["-s", "LOG_LEVEL=WARNING"]  # the scheduler logs each run's summary
+    # the scheduler logs each run's start and summary; `-s LOG_LEVEL=INFO` for the crawls' own
+    crawl_args = ["-s", "LOG_LEVEL=WARNING"]
     for pair in setting or []:
         name, sep, _ = pair.partition("=")
         if not sep or not name.strip():

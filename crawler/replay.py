@@ -8,6 +8,7 @@ fetched), and the pipelines' steps (clean, validate, dedup keys, store) run in o
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -71,6 +72,7 @@ class Replayer:
         self._loader = get_spider_loader(self.settings)
         self._spiders: dict[str, NewsSpider] = {}
         self._charset: dict[str, Any] = {}
+        self._unusable: dict[str, ConfigError] = {}
         self.topics: Topics = load_topics(self.settings.get("CRAWLER_TOPICS"))
         self.topic_ids: dict[str, int] = {}
 
@@ -94,15 +96,22 @@ class Replayer:
 
     def spider(self, name: str) -> NewsSpider:
         """The outlet's spider bound to a crawler that never crawls; ConfigError if unknown."""
+        if name in self._unusable:
+            raise self._unusable[name]
         if name not in self._spiders:
             try:
                 spider_cls = self._loader.load(name)
             except KeyError:
-                raise ConfigError(f"no spider named {name!r}") from None
+                self._unusable[name] = ConfigError(f"no spider named {name!r}")
+                raise self._unusable[name] from None
             crawler = Crawler(spider_cls, self.settings)
             # the spider counts its fallbacks in the stats, as in a crawl
             crawler.stats = MemoryStatsCollector(crawler)
-            spider = spider_cls.from_crawler(crawler)
+            try:
+                spider = spider_cls.from_crawler(crawler)
+            except ConfigError as exc:  # the outlet is not in the sources file
+                self._unusable[name] = exc
+                raise
             assert isinstance(spider, NewsSpider)
             crawler.spider = spider
             self._spiders[name] = spider
@@ -127,6 +136,7 @@ class Replayer:
 
     def response(self, name: str, page: FetchedPage) -> Response:
         """The Scrapy response `page` was, read as the crawl would read it."""
+        self.spider(name)  # made with its crawler's charset check
         headers = Headers(
             {k: v for k, v in page.headers.items() if k.lower() not in TRANSPORT_HEADERS}
         )
@@ -303,39 +313,31 @@ def reparse(
     replayer.open(archive)
     with archive.sessions() as session:
         with session.begin():
-            sources = session.execute(
-                select(Source.id, Source.name).where(Source.name == outlet)
-                if outlet
-                else select(Source.id, Source.name)
-            ).all()
-        for source_id, name in sources:
+            names = {i: n for i, n in session.execute(select(Source.id, Source.name))}
+            statement = select(Article.id, Article.source_id).order_by(Article.id)
+            if outlet:
+                statement = statement.join(Source, Source.id == Article.source_id).where(
+                    Source.name == outlet
+                )
+            # two machine integers an article: small even for millions of articles
+            ids, source_ids = array("q"), array("q")
+            for article_id, source_id in session.execute(statement):
+                ids.append(article_id)
+                source_ids.append(source_id)
+        for done, (article_id, source_id) in enumerate(zip(ids, source_ids, strict=True)):
+            name = names[source_id]
             try:
                 replayer.spider(name)
             except ConfigError:
-                with session.begin():
-                    skipped = session.scalar(
-                        select(func.count(Article.id)).where(Article.source_id == source_id)
-                    )
-                counts["no spider or source configured"] += skipped or 0
+                counts["no spider or source configured"] += 1
+                tick()
                 continue
-            after = 0
-            while True:
-                with session.begin():
-                    ids = session.scalars(
-                        select(Article.id)
-                        .where(Article.source_id == source_id, Article.id > after)
-                        .order_by(Article.id)
-                        .limit(BATCH)
-                    ).all()
-                if not ids:
-                    break
-                for article_id in ids:
-                    with session.begin():  # one transaction per article
-                        article = session.get(Article, article_id)
-                        if article is not None:
-                            counts[reparse_article(session, replayer, name, article, now)] += 1
-                    tick()
-                after = ids[-1]
+            with session.begin():  # one transaction per article
+                article = session.get(Article, article_id)
+                if article is not None:
+                    counts[reparse_article(session, replayer, name, article, now)] += 1
+            tick()
+            if done % BATCH == BATCH - 1:
                 session.expunge_all()  # constant memory however large the archive
     return counts
 

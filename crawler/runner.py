@@ -54,7 +54,7 @@ def run_crawls(
     refresh: bool = False,
 ) -> list[RunSummary]:
     """Crawl the sources concurrently in this process and summarise each run from the archive."""
-    process = CrawlerProcess(settings, install_root_handler=settings.getbool("LOG_ENABLED", True))
+    process = CrawlerProcess(settings)
     crawlers = []
     for source in sources:
         crawler = process.create_crawler(source.name)

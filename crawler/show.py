@@ -36,13 +36,17 @@ def find_article(session: Session, ref: str) -> Article | None:
         return session.get(Article, int(ref))
     if not ref.lower().startswith(("http://", "https://")):
         return None
-    candidates = {ref, canonicalize(ref)}
-    return session.scalar(
+    # (source_id, canonical_url) is indexed: try every outlet's canonical key first
+    source_ids = list(session.scalars(select(Source.id)))
+    found = session.scalar(
         select(Article)
-        .where(or_(Article.url.in_(candidates), Article.canonical_url.in_(candidates)))
+        .where(Article.source_id.in_(source_ids), Article.canonical_url == canonicalize(ref))
         .order_by(Article.id)
         .limit(1)
     )
+    if found is None:  # a URL the article was fetched under but is not its canonical one
+        found = session.scalar(select(Article).where(Article.url == ref).order_by(Article.id))
+    return found
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -103,8 +107,8 @@ def article_snapshots(session: Session, article: Article) -> list[Snapshot]:
             .where(
                 or_(
                     Snapshot.id.in_(referenced),
-                    (Snapshot.source_id == article.source_id)
-                    & or_(Snapshot.final_url.in_(urls), Snapshot.requested_url.in_(urls)),
+                    # fetches that found the text unchanged made no version but are fetches too
+                    Snapshot.final_url.in_(urls),
                 )
             )
             .order_by(Snapshot.fetched_at, Snapshot.id)

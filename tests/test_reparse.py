@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scrapy.http import TextResponse
 from sqlalchemy import delete, func, select
 
 import crawler.replay
@@ -15,7 +17,7 @@ from crawler.config import load_sources
 from crawler.db.models import Article, ArticleTopic, ArticleVersion
 from crawler.db.queries import content_hash
 from crawler.db.session import Archive
-from crawler.items import ArticleItem
+from crawler.items import ArticleItem, FetchedPage
 from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.replay import Replayer, reparse
 from crawler.text import split_paragraphs
@@ -235,3 +237,49 @@ def test_reparse_of_an_unknown_outlet_is_a_clear_error(crawled, sources_file):
     result = run_cli("reparse", "--outlet", "nope", db_url=crawled, sources=sources_file)
     assert result.returncode == 2
     assert "no outlet 'nope' in the archive (outlets: kcna_watch)" in result.stderr
+
+
+def test_a_replayed_page_is_read_in_the_charset_its_bytes_are_in(sources_file):
+    """As in a crawl, a declared charset that misreads the bytes is overruled."""
+    html = "<html><head><title>Ким Чен Ын — 김정은</title></head><body></body></html>"
+    page = FetchedPage(
+        requested_url="http://mirror.test/newstream/1-1/x/",
+        final_url="http://mirror.test/newstream/1-1/x/",
+        status=200,
+        headers={"Content-Type": ["text/html; charset=iso-8859-1"], "Content-Length": ["9"]},
+        body=html.encode("utf-8"),
+        fetched_at=datetime(2024, 12, 1, tzinfo=UTC),
+    )
+    response = Replayer(load_sources(sources_file)).response("kcna_watch", page)
+    assert isinstance(response, TextResponse)
+    assert response.css("title::text").get() == "Ким Чен Ын — 김정은"
+    assert "Content-Length" not in response.headers  # it described the bytes as sent
+
+
+def test_pages_are_matched_to_the_source_on_their_host(tmp_path):
+    sources = load_sources(
+        write_sources(
+            tmp_path / "sources.toml",
+            {"kcna_watch": "https://kcnawatch.org", "urdupoint": "http://127.0.0.1:8081"},
+        )
+    )
+    replayer = Replayer(sources)
+    found = {
+        url: (source.name if (source := replayer.source_for(url)) else None)
+        for url in (
+            "https://kcnawatch.org/newstream/1-1/x/",
+            "https://www.kcnawatch.org:443/newstream/1-1/x/",
+            "http://KCNAWATCH.org/newstream/",
+            "http://127.0.0.1:8081/en/x.html",
+            "http://127.0.0.1:8082/en/x.html",
+            "https://example.org/",
+        )
+    }
+    assert list(found.values()) == [
+        "kcna_watch",
+        "kcna_watch",
+        "kcna_watch",  # http or https: the same site
+        "urdupoint",
+        None,
+        None,
+    ]

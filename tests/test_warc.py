@@ -92,6 +92,10 @@ def outcome_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
+def by_fetch(snapshot: dict[str, Any]) -> tuple[datetime, str]:
+    return snapshot["fetched_at"], snapshot["requested_url"]
+
+
 def b32_sha1(data: bytes) -> str:
     return "sha1:" + base64.b32encode(hashlib.sha1(data).digest()).decode("ascii")
 
@@ -226,10 +230,10 @@ def test_export_filters_by_outlet_and_fetch_time(crawled, tmp_path):
     assert targets("--since", later.isoformat()) == [snapshots[-1]["requested_url"]]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     assert targets("--since", tomorrow) == []
-    result = run_cli("warc", "export", "-o", str(tmp_path / "x.warc.gz"), "--outlet", "nope",
-                     db_url=crawled)  # fmt: skip
+    nowhere = tmp_path / "x.warc.gz"
+    result = run_cli("warc", "export", "-o", str(nowhere), "--outlet", "nope", db_url=crawled)
     assert result.returncode == 2 and "no outlet 'nope' in the archive" in result.stderr
-    assert not (tmp_path / "x.warc.gz").exists()
+    assert not nowhere.exists()
 
 
 def test_import_into_an_empty_archive_reproduces_the_articles(
@@ -248,9 +252,8 @@ def test_import_into_an_empty_archive_reproduces_the_articles(
     for canonical, want in original.items():
         assert imported[canonical] == want, canonical
     # the snapshots came along, with their dates, headers and exact bytes
-    by_fetch = lambda rows: sorted(rows, key=lambda r: (r["fetched_at"], r["requested_url"]))  # noqa: E731
-    got = by_fetch(stored_snapshots(empty_db_url))
-    want = by_fetch(stored_snapshots(crawled))
+    got = sorted(stored_snapshots(empty_db_url), key=by_fetch)
+    want = sorted(stored_snapshots(crawled), key=by_fetch)
     for mine, theirs in zip(got, want, strict=True):
         for key in ("requested_url", "final_url", "status", "fetched_at", "sha256", "payload"):
             assert mine[key] == theirs[key], key

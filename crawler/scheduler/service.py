@@ -124,7 +124,10 @@ class SchedulerService:
                 self._wake.clear()
                 if self._reload_requested and not self._stop_requested:
                     self._reload_requested = False
-                    self.reload()
+                    try:
+                        self.reload()
+                    except Exception:  # e.g. the database is away: keep serving what we have
+                        logger.exception("reloading the sources file failed")
             self.stop()
         finally:
             for signum, handler in previous.items():
@@ -193,9 +196,9 @@ class SchedulerService:
         grace = self.options.grace_period.total_seconds()
         if running:
             logger.info(
-                "stopping: no new runs; waiting up to %gs for %s to finish (signal again to "
+                "stopping: no new runs; waiting up to %s for %s to finish (signal again to "
                 "stop them now)",
-                grace,
+                format_duration(self.options.grace_period),
                 ", ".join(running),
             )
         deadline = time.monotonic() + grace
@@ -271,15 +274,19 @@ class SchedulerService:
                     _when(self.scheduler.get_job(job.id)),
                 )
             else:
-                self._report_missed(source, job, now)
+                self._report_next_run(source, job, now)
             current = self.scheduler.get_job(source_job_id(source.name))
             if current is not None and current.misfire_grace_time != self._misfire_seconds():
                 self.scheduler.modify_job(current.id, misfire_grace_time=self._misfire_seconds())
 
-    def _report_missed(self, source: SourceConfig, job: Job, now: datetime) -> None:
-        """Log the runs missed while the service was down (APScheduler runs them as one)."""
+    def _report_next_run(self, source: SourceConfig, job: Job, now: datetime) -> None:
+        """Log when an unchanged job runs next, or the runs it missed while the service was down
+        (APScheduler runs those as one)."""
         due = job.next_run_time
         if due is None or due > now:
+            logger.info(
+                "%s: %s, next run %s", source.name, schedule_description(source), _when_time(due)
+            )
             return
         missed, last = 0, due
         while due is not None and due <= now and missed < 10_000:
@@ -363,7 +370,7 @@ class SchedulerService:
                 "%s: skipped, running elsewhere (lease held by %s until %s)",
                 source.name,
                 held.holder if held else "?",
-                _when_time(held.expires_at) if held else "?",
+                format_time(held.expires_at) if held else "?",
             )
             return
         retry = f", attempt {attempt}" if attempt > 1 else ""

@@ -9,7 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from scrapy.http import Response, TextResponse
 
-from crawler.spiders.base import ListingEntry, NewsSpider, paragraphs_of, text_of
+from crawler.spiders.base import (
+    ListingEntry,
+    NewsSpider,
+    paragraphs_of,
+    parse_local_datetime,
+    text_of,
+)
 
 
 class PyongyangTimesSpider(NewsSpider):
@@ -33,23 +39,14 @@ class PyongyangTimesSpider(NewsSpider):
                 ListingEntry(
                     url=response.urljoin(f"/?bbs={bbs}"),
                     title=text_of(row.css("h3.title")),
-                    published=self._listing_date(text_of(row.css("span.date"))),
+                    # 'December 12, 2024': the day only, midnight local time
+                    published=parse_local_datetime(text_of(row.css("span.date")), "%B %d, %Y"),
                 )
             )
         if not entries:
             # the shell alone (its script did not run) or a changed layout: nothing to follow
             self.report_error(response.url, "no headlines on the rendered homepage")
         return entries
-
-    @staticmethod
-    def _listing_date(shown: str | None) -> datetime | None:
-        """'December 12, 2024' -> midnight of that day (local time)."""
-        if not shown:
-            return None
-        try:
-            return datetime.strptime(shown, "%B %d, %Y")
-        except ValueError:
-            return None
 
     def _parse_title(self, response: TextResponse) -> str | None:
         return text_of(response.css("div.content h2.title"))

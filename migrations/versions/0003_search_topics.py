@@ -10,7 +10,7 @@ engine has its own full-text machinery and neither has the other's.
 - SQLite: an FTS5 external-content table `articles_fts` over articles.title and articles.body
   (rowid = articles.id), kept in step by triggers on articles, tokenised by `unicode61` with
   diacritics removed (case-folds every script, splits on anything that is not a letter or
-  digit), ranked by bm25 with the title weighing ten times the body.
+  digit). crawler/search.py ranks by bm25 with the title weighing ten times the body.
 - PostgreSQL: a `search_vector` tsvector column (title weight A, body weight B) with a GIN index,
   kept in step by a trigger. A trigger rather than a generated column so that the frequent
   updates that touch neither title nor body (last_seen_at) do not re-tokenise the article.
@@ -40,8 +40,6 @@ SQLITE_UP = [
         tokenize='unicode61 remove_diacritics 2'
     )
     """,
-    # `ORDER BY rank` then means bm25 with the title weighing ten times the body.
-    "INSERT INTO articles_fts(articles_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)')",
     """
     CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN
         INSERT INTO articles_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
