@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import zstandard
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, utcnow
@@ -117,18 +117,40 @@ def find_article(
 def _find_article_id(
     session: Session, source_id: int, canonical_url: str, digest: str | None
 ) -> int | None:
-    found = session.scalar(
-        select(Article.id).where(
-            Article.source_id == source_id, Article.canonical_url == canonical_url
-        )
-    )
+    found = _lookup(session, source_id, canonical_url, digest)
+    return found.id if found is not None else None
+
+
+# Built once: they run for every article a crawl stores. Two statements, not one with OR:
+# each is a search of its own index, where an OR would scan the outlet's articles.
+_LOOKUP_COLUMNS = (Article.id, Article.content_hash, Article.version, Article.last_seen_at)
+_BY_CANONICAL = select(*_LOOKUP_COLUMNS).where(
+    Article.source_id == bindparam("source_id"),
+    Article.canonical_url == bindparam("canonical_url"),
+)
+_BY_CONTENT = (
+    select(*_LOOKUP_COLUMNS)
+    .where(Article.source_id == bindparam("source_id"), Article.content_hash == bindparam("digest"))
+    .order_by(Article.id)
+    .limit(1)
+)
+
+
+def _lookup(session: Session, source_id: int, canonical_url: str, digest: str | None) -> Any:
+    found = session.execute(
+        _BY_CANONICAL, {"source_id": source_id, "canonical_url": canonical_url}
+    ).first()
     if found is None and digest is not None:
-        found = session.scalar(
-            select(Article.id)
-            .where(Article.source_id == source_id, Article.content_hash == digest)
-            .limit(1)
-        )
+        found = session.execute(_BY_CONTENT, {"source_id": source_id, "digest": digest}).first()
     return found
+
+
+_INSERT_ARTICLE = insert(Article).returning(Article.id)
+_TOUCH_ARTICLE = (
+    update(Article)
+    .where(Article.id == bindparam("article_id"))
+    .values(last_seen_at=bindparam("last_seen_at"))
+)
 
 
 @dataclass
@@ -162,38 +184,31 @@ def archive_article(
     assert item.canonical_url and item.content_hash and item.title
     seen_at = seen_at or utcnow()
     body = "\n\n".join(item.body)
-    article_id = _find_article_id(session, source_id, item.canonical_url, item.content_hash)
-    if article_id is None:
+    current = _lookup(session, source_id, item.canonical_url, item.content_hash)
+    if current is None:
         new_id = session.execute(
-            insert(Article)
-            .values(
-                source_id=source_id,
-                url=item.url,
-                canonical_url=item.canonical_url,
-                body=body,
-                language=item.language,
-                outlet_article_id=item.outlet_article_id,
-                content_hash=item.content_hash,
-                version=1,
-                first_seen_at=seen_at,
-                last_seen_at=seen_at,
-                updated_at=seen_at,
-                snapshot_id=item.snapshot_id,
+            _INSERT_ARTICLE,
+            {
+                "source_id": source_id,
+                "url": item.url,
+                "canonical_url": item.canonical_url,
+                "body": body,
+                "language": item.language,
+                "outlet_article_id": item.outlet_article_id,
+                "content_hash": item.content_hash,
+                "version": 1,
+                "first_seen_at": seen_at,
+                "last_seen_at": seen_at,
+                "updated_at": seen_at,
+                "snapshot_id": item.snapshot_id,
                 **{name: getattr(item, name) for name in _CONTENT_FIELDS},
-            )
-            .returning(Article.id)
+            },
         ).scalar_one()
         return Outcome.NEW, ArticleRef(new_id, 1, seen_at)
-    current = session.execute(
-        select(Article.content_hash, Article.version, Article.last_seen_at).where(
-            Article.id == article_id
-        )
-    ).one()
+    article_id = current.id
     last_seen = max(current.last_seen_at, seen_at)
     if current.content_hash == item.content_hash:
-        session.execute(
-            update(Article).where(Article.id == article_id).values(last_seen_at=last_seen)
-        )
+        session.execute(_TOUCH_ARTICLE, {"article_id": article_id, "last_seen_at": last_seen})
         return Outcome.UNCHANGED, ArticleRef(article_id, current.version, last_seen)
     article = session.get_one(Article, article_id)
     supersede(session, article, item, seen_at)

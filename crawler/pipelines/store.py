@@ -7,8 +7,8 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 
-from crawler.context import crawl_context
-from crawler.db.queries import Outcome, archive_article, mark_seen
+from crawler.context import CrawlContext, crawl_context
+from crawler.db.queries import ArticleRef, Outcome, archive_article, mark_seen
 from crawler.items import ArticleItem, NotModifiedItem
 from crawler.topics import Topics, ensure_topics, load_topics, tag_article
 
@@ -31,27 +31,42 @@ class StorePipeline:
         with crawl_context(self.crawler).archive.transaction() as session:
             self.topic_ids = ensure_topics(session, self.topics.topics)
 
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         stats = self.crawler.stats
         assert stats is not None
         context = crawl_context(self.crawler)
         if isinstance(item, NotModifiedItem):
-            with context.archive.transaction() as session:
-                mark_seen(session, context.source_id, item.url)
+            await context.write(self._seen, context, item)
             stats.inc_value("archive/articles_unchanged")
             return item
         if not isinstance(item, ArticleItem):
             return item
+        outcome, article, matched = await context.write(self._store, context, item)
+        for name in matched:
+            stats.inc_value(f"archive/topic/{name}")
+        stats.inc_value(f"archive/articles_{outcome.value}")
+        logger.debug(
+            "%s article %s (v%d): %s", outcome.value, article.id, article.version, item.url
+        )
+        return item
+
+    @staticmethod
+    def _seen(context: CrawlContext, item: NotModifiedItem) -> None:
+        with context.archive.transaction() as session:
+            mark_seen(session, context.source_id, item.url)
+
+    def _store(
+        self, context: CrawlContext, item: ArticleItem
+    ) -> tuple[Outcome, ArticleRef, set[str]]:
+        """On the writer thread: the article and its topics in one transaction."""
+        matched: set[str] = set()
         # Any error rolls the whole article back; what was archived before stays as it was.
         with context.archive.transaction() as session:
             outcome, article = archive_article(session, context.source_id, item)
-            article_id, version = article.id, article.version
             if outcome is not Outcome.UNCHANGED and self.topics is not None:
-                matched = self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
+                matched = set(
+                    self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
+                )
                 known: set[int] | None = set() if outcome is Outcome.NEW else None
-                tag_article(session, article_id, matched, self.topic_ids, known)
-                for name in matched:
-                    stats.inc_value(f"archive/topic/{name}")
-        stats.inc_value(f"archive/articles_{outcome.value}")
-        logger.debug("%s article %s (v%d): %s", outcome.value, article_id, version, item.url)
-        return item
+                tag_article(session, article.id, matched, self.topic_ids, known)
+        return outcome, article, matched
