@@ -7,14 +7,9 @@ Nothing is parked on the spider.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import weakref
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
 
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -23,8 +18,6 @@ from sqlalchemy import select
 from crawler.config import SourceConfig, database_url, load_sources
 from crawler.db.models import Source
 from crawler.db.session import Archive
-
-T = TypeVar("T")
 
 _CONTEXTS: weakref.WeakKeyDictionary[Crawler, CrawlContext] = weakref.WeakKeyDictionary()
 
@@ -37,21 +30,8 @@ class CrawlContext:
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)
     last_article_at: datetime | None = None
-    # One writer thread per crawl: archive writes (hashing, compression, SQL) leave the
-    # reactor free to download and parse, and are serialised, so SQLite never contends.
-    writer: ThreadPoolExecutor = field(
-        default_factory=functools.partial(
-            ThreadPoolExecutor, max_workers=1, thread_name_prefix="archive-writer"
-        )
-    )
-
-    async def write(self, function: Callable[..., T], *args: Any) -> T:
-        """Run `function(*args)` on the crawl's writer thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.writer, functools.partial(function, *args))
 
     def close(self) -> None:
-        self.writer.shutdown(wait=True)
         self.archive.dispose()
 
 

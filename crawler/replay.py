@@ -42,7 +42,7 @@ from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.pipelines.validate import missing_fields
 from crawler.spiders.base import ListingEntry, NewsSpider
-from crawler.topics import Topics, ensure_topics, load_topics, tag_article
+from crawler.topics import TopicTagger
 
 # Headers that describe how the bytes travelled, not the bytes as stored (already decoded).
 TRANSPORT_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
@@ -73,18 +73,12 @@ class Replayer:
         self._spiders: dict[str, NewsSpider] = {}
         self._charset: dict[str, Any] = {}
         self._unusable: dict[str, ConfigError] = {}
-        self.topics: Topics = load_topics(self.settings.get("CRAWLER_TOPICS"))
-        self.topic_ids: dict[str, int] = {}
+        self.tagger = TopicTagger(self.settings.get("CRAWLER_TOPICS"))
 
     def open(self, archive: Archive) -> None:
         """Make sure the topics articles are tagged with have rows (as the store pipeline does)."""
         with archive.transaction() as session:
-            self.topic_ids = ensure_topics(session, self.topics.topics)
-
-    def tag(self, session: Session, article_id: int, item: ArticleItem, new: bool) -> None:
-        """Tag a new or changed article with the topics its text matches."""
-        matched = self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
-        tag_article(session, article_id, matched, self.topic_ids, set() if new else None)
+            self.tagger.open(session)
 
     def source_for(self, url: str) -> SourceConfig | None:
         """The configured source whose base URL is on the same host as `url`."""
@@ -217,7 +211,7 @@ def archive_replayed(
     # archive_article never moves last_seen_at backwards for an older capture
     outcome, stored = archive_article(session, source_id, item, seen_at=page.fetched_at)
     if outcome is not Outcome.UNCHANGED:
-        replayer.tag(session, stored.id, item, new=outcome is Outcome.NEW)
+        replayer.tagger.tag(session, stored.id, item, new=outcome is Outcome.NEW)
     return outcome.value
 
 
@@ -297,7 +291,7 @@ def reparse_article(
     seen = article.last_seen_at  # nothing was fetched: the article was not seen again
     supersede(session, article, item, now)
     article.last_seen_at = seen
-    replayer.tag(session, article.id, item, new=False)
+    replayer.tagger.tag(session, article.id, item, new=False)
     return Outcome.UPDATED.value
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from crawler.config import ConfigError, topics_path
 from crawler.db.models import Article, ArticleTopic, Topic, utcnow
+from crawler.items import ArticleItem
 
 _NAME = re.compile(r"^\w[\w.-]*$")
 _KNOWN_KEYS = {"description", "all", "any"}
@@ -348,3 +349,21 @@ def stale_topics(session: Session, topics: Topics) -> list[str]:
     return sorted(
         name for name, topic in topics.topics.items() if applied.get(name) != topic.fingerprint
     )
+
+
+class TopicTagger:
+    """Tags articles as they are stored (by a crawl, a WARC import or a reparse)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.topics = load_topics(path)
+        self.topic_ids: dict[str, int] = {}
+
+    def open(self, session: Session) -> None:
+        """Make sure every topic of the file has its row."""
+        self.topic_ids = ensure_topics(session, self.topics.topics)
+
+    def tag(self, session: Session, article_id: int, item: ArticleItem, new: bool) -> set[str]:
+        """Make a new or changed article's tags the topics its text matches; their names."""
+        matched = set(self.topics.matching(item.title, item.summary, "\n\n".join(item.body)))
+        tag_article(session, article_id, matched, self.topic_ids, set() if new else None)
+        return matched

@@ -31,31 +31,37 @@ class StoredSnapshot:
     sha256: str
 
 
-def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    statement: Any
+def _payload_insert(dialect: str) -> Any:
+    """INSERT of a payload that does nothing when the digest is already stored."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        statement = pg_insert(Payload).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
+        return pg_insert(Payload).on_conflict_do_nothing()
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(Payload).values(values).on_conflict_do_nothing()
-    else:  # other databases: look first (a rare race only costs an IntegrityError retry)
-        if session.get(Payload, values["sha256"]) is not None:
-            return
-        statement = insert(Payload).values(values)
-    session.execute(statement)
+        return sqlite_insert(Payload).on_conflict_do_nothing()
+    return None
+
+
+# Statements built once: they run for every fetched page.
+_PAYLOAD_INSERTS = {name: _payload_insert(name) for name in ("postgresql", "sqlite")}
+_INSERT_SNAPSHOT = insert(Snapshot).returning(Snapshot.id)
 
 
 def store_payload(session: Session, body: bytes) -> str:
     """Keep `body` once under its sha256 (zstd-compressed) and return the digest."""
     digest = hashlib.sha256(body).hexdigest()
-    compressed = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL).compress(body)
-    _insert_ignoring_duplicate(
-        session, {"sha256": digest, "size": len(body), "content": compressed}
-    )
+    values = {
+        "sha256": digest,
+        "size": len(body),
+        "content": zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL).compress(body),
+    }
+    statement = _PAYLOAD_INSERTS.get(session.get_bind().dialect.name)
+    if statement is not None:
+        session.execute(statement, values)
+    elif session.get(Payload, digest) is None:  # other databases: look first
+        session.execute(insert(Payload), values)
     return digest
 
 
@@ -64,21 +70,19 @@ def store_snapshot(
 ) -> StoredSnapshot:
     """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
     digest = store_payload(session, page.body)
-    # Core insert: this runs once per fetched page, where ORM unit-of-work overhead shows.
     snapshot_id = session.execute(
-        insert(Snapshot)
-        .values(
-            source_id=source_id,
-            run_id=run_id,
-            requested_url=page.requested_url,
-            final_url=page.final_url,
-            status=page.status,
-            headers=page.headers,
-            fetched_at=page.fetched_at,
-            sha256=digest,
-            size=len(page.body),
-        )
-        .returning(Snapshot.id)
+        _INSERT_SNAPSHOT,
+        {
+            "source_id": source_id,
+            "run_id": run_id,
+            "requested_url": page.requested_url,
+            "final_url": page.final_url,
+            "status": page.status,
+            "headers": page.headers,
+            "fetched_at": page.fetched_at,
+            "sha256": digest,
+            "size": len(page.body),
+        },
     ).scalar_one()
     return StoredSnapshot(snapshot_id, digest)
 

@@ -10,7 +10,7 @@ from scrapy.crawler import Crawler
 from crawler.context import CrawlContext, crawl_context
 from crawler.db.queries import ArticleRef, Outcome, archive_article, mark_seen
 from crawler.items import ArticleItem, NotModifiedItem
-from crawler.topics import Topics, ensure_topics, load_topics, tag_article
+from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +18,7 @@ logger = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.topics: Topics | None = None
-        self.topic_ids: dict[str, int] = {}
+        self.tagger: TopicTagger | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -27,21 +26,22 @@ class StorePipeline:
 
     def open_spider(self) -> None:
         """Read the topics file (CRAWLER_TOPICS) once per crawl; make sure its topics have rows."""
-        self.topics = load_topics(self.crawler.settings.get("CRAWLER_TOPICS"))
+        self.tagger = TopicTagger(self.crawler.settings.get("CRAWLER_TOPICS"))
         with crawl_context(self.crawler).archive.transaction() as session:
-            self.topic_ids = ensure_topics(session, self.topics.topics)
+            self.tagger.open(session)
 
-    async def process_item(self, item: Any) -> Any:
+    def process_item(self, item: Any) -> Any:
         stats = self.crawler.stats
         assert stats is not None
         context = crawl_context(self.crawler)
         if isinstance(item, NotModifiedItem):
-            await context.write(self._seen, context, item)
+            with context.archive.transaction() as session:
+                mark_seen(session, context.source_id, item.url)
             stats.inc_value("archive/articles_unchanged")
             return item
         if not isinstance(item, ArticleItem):
             return item
-        outcome, article, matched = await context.write(self._store, context, item)
+        outcome, article, matched = self._store(context, item)
         for name in matched:
             stats.inc_value(f"archive/topic/{name}")
         stats.inc_value(f"archive/articles_{outcome.value}")
@@ -50,23 +50,14 @@ class StorePipeline:
         )
         return item
 
-    @staticmethod
-    def _seen(context: CrawlContext, item: NotModifiedItem) -> None:
-        with context.archive.transaction() as session:
-            mark_seen(session, context.source_id, item.url)
-
     def _store(
         self, context: CrawlContext, item: ArticleItem
     ) -> tuple[Outcome, ArticleRef, set[str]]:
-        """On the writer thread: the article and its topics in one transaction."""
+        """The article and its topics in one transaction."""
         matched: set[str] = set()
         # Any error rolls the whole article back; what was archived before stays as it was.
         with context.archive.transaction() as session:
             outcome, article = archive_article(session, context.source_id, item)
-            if outcome is not Outcome.UNCHANGED and self.topics is not None:
-                matched = set(
-                    self.topics.matching(item.title, item.summary, "\n\n".join(item.body))
-                )
-                known: set[int] | None = set() if outcome is Outcome.NEW else None
-                tag_article(session, article.id, matched, self.topic_ids, known)
+            if outcome is not Outcome.UNCHANGED and self.tagger is not None:
+                matched = self.tagger.tag(session, article.id, item, outcome is Outcome.NEW)
         return outcome, article, matched
