@@ -20,12 +20,46 @@ import time
 from pathlib import Path
 
 PER_LISTING = 50
-WORDS = (
-    "delegation ministry cooperation reception treaty partnership comrade government defence "
-    "relations friendship military strategic economy development agricultural factory workers "
-    "construction province county national committee party central people republic russian "
-    "korean minister president visit talks agreement exchange culture science technology"
-).split()
+WORDS = [
+    "delegation",
+    "ministry",
+    "cooperation",
+    "reception",
+    "treaty",
+    "partnership",
+    "comrade",
+    "government",
+    "defence",
+    "relations",
+    "friendship",
+    "military",
+    "strategic",
+    "economy",
+    "development",
+    "agricultural",
+    "factory",
+    "workers",
+    "construction",
+    "province",
+    "county",
+    "national",
+    "committee",
+    "party",
+    "central",
+    "people",
+    "republic",
+    "russian",
+    "korean",
+    "minister",
+    "president",
+    "visit",
+    "talks",
+    "agreement",
+    "exchange",
+    "culture",
+    "science",
+    "technology",
+]
 
 
 def paragraph(rng: random.Random) -> str:
@@ -43,7 +77,8 @@ def article_html(index: int, rng: random.Random) -> tuple[str, str, str]:
     while size < target:
         snippet = paragraph(rng)[:130]
         item = (
-            f'<li class="more-from-item"><a class="more-from-link" href="/newstream/1-{rng.randint(1, 10**6)}/x/">'
+            f'<li class="more-from-item">\n<a class="more-from-link" '
+            f'href="/newstream/1-{rng.randint(1, 10**6)}/x/">'
             f'{snippet}</a><span class="more-from-date">February 07, 2026</span>'
             f'<p class="more-from-excerpt">{snippet}</p></li>'
         )
@@ -57,18 +92,22 @@ def article_html(index: int, rng: random.Random) -> tuple[str, str, str]:
 <meta property="article:published_time" content="2024-11-{day:02d}T09:55:12+00:00">
 </head><body><header><nav><ul><li><a href="/newstream/">Newstream</a></li></ul></nav></header>
 <main><article><header class="entry-header"><h1 class="article-title">{title}</h1>
-<div class="article-meta"><span class="meta-date">Date: <time datetime="2024-11-{day:02d}">{day:02d}/11/2024</time></span>
+<div class="article-meta"><span class="meta-date">Date:
+<time datetime="2024-11-{day:02d}">{day:02d}/11/2024</time></span>
 <span class="meta-source">Source: <span class="article-source">Pyongyang Times</span></span>
-<a class="article-original" href="http://www.pyongyangtimes.com.kp/?bbs={40000 + index}">Read original version at source</a>
+<a class="article-original" href="http://www.pyongyangtimes.com.kp/?bbs={40000 + index}">
+Read original version at source</a>
 </div></header><div class="article-content entry-content">{body}</div>
 <section class="more-from"><h3>More From Pyongyang Times</h3><ul>{"".join(more)}</ul></section>
-</article></main><footer><p>&copy; 2024 KCNA Watch. All rights reserved.</p></footer></body></html>"""
+</article></main><footer><p>&copy; 2024 KCNA Watch. All rights reserved.</p></footer>
+</body></html>"""
     return path, title, page
 
 
 def listing_html(paths: list[tuple[str, str]], page: int, pages: int) -> str:
     items = "".join(
-        f'<article class="newstream-item"><h2 class="entry-title"><a href="{p}">{t}</a></h2></article>'
+        f'<article class="newstream-item">\n<h2 class="entry-title"><a href="{p}">{t}</a></h2>'
+        "</article>"
         for p, t in paths
     )
     nxt = (
@@ -76,7 +115,8 @@ def listing_html(paths: list[tuple[str, str]], page: int, pages: int) -> str:
         if page < pages
         else ""
     )
-    return f"<!DOCTYPE html><html><head><title>Newstream</title></head><body><main>{items}{nxt}</main></body></html>"
+    head = "<!DOCTYPE html><html><head><title>Newstream</title></head>"
+    return f"{head}<body><main>{items}{nxt}</main></body></html>"
 
 
 def build_site(root: Path, count: int) -> Path:

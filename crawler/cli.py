@@ -58,6 +58,12 @@ def _sources(path: Path | None) -> SourcesFile:
         raise fail(str(exc)) from None
 
 
+def _check_sources(path: Path | None) -> None:
+    """A --sources file given to a command that does not crawl is still checked."""
+    if path is not None:
+        _sources(path)
+
+
 def _archive(db: str | None, migrate: bool | None = None) -> Any:
     from crawler.db.session import Archive
 
@@ -157,8 +163,10 @@ def export(
     until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Write the archive's articles, one per line (JSONL, CSV) or row (Parquet)."""
+    _check_sources(sources)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import func, select
 
@@ -207,6 +215,8 @@ def export(
                     ) as stream:
                         writer = write_jsonl if format == "jsonl" else write_csv
                         count = writer(records, stream, tick)
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     finally:
         archive.dispose()
     if output is not None:
@@ -271,8 +281,10 @@ def list_sources(
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Create or migrate the archive's schema (SQLite or PostgreSQL)."""
+    _check_sources(sources)
     from crawler.db.session import current_revision, make_engine, upgrade
 
     url = database_url(db)
@@ -294,13 +306,18 @@ def demo(
         str | None,
         typer.Option("--db", help="Archive URL (default: a fresh temporary SQLite file)."),
     ] = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Serve the bundled offline mirror of the outlets, crawl it and show what was archived."""
+    _check_sources(sources)
     from crawler.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="crawler-demo-") as tmp:
         url = db or f"sqlite:///{Path(tmp) / 'demo.db'}"
-        code = run_demo(url, Path(tmp), out, err)
+        try:
+            code = run_demo(url, Path(tmp), out, err)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
     raise typer.Exit(code)
 
 
@@ -573,8 +590,10 @@ def show(
     ref: Annotated[str, typer.Argument(metavar="ID|URL", help="The article's id or URL.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the article as JSON.")] = False,
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """One article: its metadata, every version with the changes between them, its snapshots."""
+    _check_sources(sources)
     import json
 
     from crawler.show import article_history, find_article, print_history
@@ -606,8 +625,10 @@ def warc_export(
         str | None, typer.Option(help="Only pages fetched on or after (ISO date).")
     ] = None,
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Write the stored raw pages as WARC 1.1 response records (gzip per record)."""
+    _check_sources(sources)
     from sqlalchemy import func, select
 
     from crawler.db.models import Snapshot, Source
@@ -776,8 +797,10 @@ def search_command(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Full-text search of titles and bodies: the best hits first, each with a snippet."""
+    _check_sources(sources)
     import json
 
     from rich.markup import escape
@@ -819,8 +842,10 @@ def stats_command(
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     db: DbOption = None,
+    sources: SourcesOption = None,
 ) -> None:
     """Per outlet: articles, oldest and newest, articles per day (30 days), last run; per topic."""
+    _check_sources(sources)
     import json
 
     from rich.markup import escape
@@ -871,8 +896,11 @@ def stats_command(
 
 
 @topics_app.command("apply")
-def topics_apply(topics: TopicsOption = None, db: DbOption = None) -> None:
+def topics_apply(
+    topics: TopicsOption = None, db: DbOption = None, sources: SourcesOption = None
+) -> None:
     """Re-tag every archived article with the topics file's topics (idempotent)."""
+    _check_sources(sources)
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy import func, select

@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,6 @@ class SourceConfig:
     render_js: bool = False
     timeout: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(days=3)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         """An absolute URL on this source: base_url + path."""

@@ -8,8 +8,7 @@ Nothing is parked on the spider.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from scrapy import signals
 from scrapy.crawler import Crawler
@@ -28,8 +27,6 @@ class CrawlContext:
     source: SourceConfig
     source_id: int
     run_id: int | None = None
-    errors: list[str] = field(default_factory=list)
-    last_article_at: datetime | None = None
 
     def close(self) -> None:
         self.archive.dispose()

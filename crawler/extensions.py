@@ -91,8 +91,9 @@ class RunRecorder:
         pages = int(stats.get("response_received_count", 0))
         status = _STATUS_BY_REASON.get(reason, "failed")
         errors = len(self.errors)
-        if status == "finished" and errors and not stats.get("archive/articles_fetched"):
-            status = "failed"  # nothing reached: an unreachable site is a failed run
+        reached = pages - int(stats.get("robotstxt/response_count", 0))
+        if status == "finished" and errors and not reached:
+            status = "failed"  # no page of the site answered: an unreachable site is a failed run
         log = self.errors[:MAX_ERROR_LINES]
         if errors > MAX_ERROR_LINES:
             log.append(f"... and {errors - MAX_ERROR_LINES} more")

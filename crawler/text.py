@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -20,12 +19,6 @@ def normalize_text(value: str | None) -> str | None:
     text = _INVISIBLE.sub("", text)
     text = _SPACES.sub(" ", text).strip()
     return text or None
-
-
-def join_paragraphs(paragraphs: Iterable[str]) -> str:
-    """Normalised non-empty paragraphs joined by one blank line."""
-    cleaned = (normalize_text(p) for p in paragraphs)
-    return "\n\n".join(p for p in cleaned if p)
 
 
 def split_paragraphs(body: str) -> list[str]:

@@ -9,6 +9,7 @@ from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
+from crawler.config import BUNDLED_SOURCES
 from crawler.mirror import SITES_DIR
 from crawler.spiders.base import ListingEntry, NewsSpider
 
@@ -34,7 +35,8 @@ def page_response(
 
 def make_spider(spider_cls: type[NewsSpider], base: str = TEST_BASE) -> NewsSpider:
     """A spider bound to a test crawler, its source pointed at `base`."""
-    crawler = get_crawler(spider_cls)
+    # the bundled sources file, whatever CRAWLER_SOURCES the developer's shell has
+    crawler = get_crawler(spider_cls, settings_dict={"CRAWLER_SOURCES": str(BUNDLED_SOURCES)})
     spider = spider_cls.from_crawler(crawler, base_url=base)
     crawler.spider = spider
     assert crawler.stats is not None
@@ -42,6 +44,8 @@ def make_spider(spider_cls: type[NewsSpider], base: str = TEST_BASE) -> NewsSpid
     return spider
 
 
-def parse_items(spider: NewsSpider, response: Response, entry: ListingEntry | None = None) -> list[Any]:
+def parse_items(
+    spider: NewsSpider, response: Response, entry: ListingEntry | None = None
+) -> list[Any]:
     """Everything the spider's article callback yields for `response`."""
     return list(spider.parse_article(response, entry or ListingEntry(url=response.url)))

@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str) -> Path:
     ("text", "reason"),
     [
         ('[sources.nope]\nbase_url = "https://x.org"\n', "no spider named 'nope'"),
-        ("[sources.kcna_watch]\nevery = \"2h\"\n", "base_url is missing"),
+        ('[sources.kcna_watch]\nevery = "2h"\n', "base_url is missing"),
         ('[sources.kcna_watch]\nbase_url = "ftp://x.org"\n', "is not an http(s) URL"),
         ('[sources.kcna_watch]\nbase_url = "kcnawatch.org"\n', "is not an http(s) URL"),
         ('[sources.kcna_watch]\nbase_url = "https://x.org"\nevery = "soon"\n', "bad every"),
@@ -126,3 +126,17 @@ def test_cli_rejects_a_bad_database_url(tmp_path):
     result = run_cli("export", "--db", "notaurl")
     assert result.returncode == 2 and "notaurl" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_to_an_unwritable_place_is_a_clean_error(db_url, tmp_path):
+    result = run_cli("export", "-o", str(tmp_path / "no" / "such" / "x.jsonl"), db_url=db_url)
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_checks_a_sources_file_it_is_given(tmp_path, db_url):
+    bad = write(tmp_path, '[sources.kcna_watch]\nbase_url = "ftp://x.org"\n')
+    for command in (["export"], ["stats"], ["search", "x"], ["db", "upgrade"]):
+        result = run_cli(*command, "--sources", str(bad), db_url=db_url)
+        assert result.returncode == 2, command
+        assert str(bad) in result.stderr and "not an http(s) URL" in result.stderr, command

@@ -53,4 +53,7 @@ def test_crawl_all_reproduces_expected_and_second_crawl_fetches_no_article(
     second = {name: run for name, run in runs[5:]}
     assert set(second) == set(OUTLETS)
     assert all(run.articles_new == 0 and run.articles_skipped > 0 for run in second.values())
-    assert "skipped" in again.stdout and "unchanged" in again.stdout
+    kcna_row = next(line for line in again.stdout.splitlines() if "kcna_watch" in line)
+    cells = [cell.strip() for cell in kcna_row.split("│")[1:-1]]
+    # source, run, status, pages, new, updated, unchanged, skipped, invalid, errors
+    assert cells[2] == "finished" and cells[4:] == ["0", "0", "0", "4", "0", "0"]

@@ -50,7 +50,10 @@ def test_fields_of_a_full_article(spider):
     assert item.language == "en"
     assert len(item.body) == 15
     assert item.body[0].startswith("The DPRK Ministry of National Defence gave a reception")
-    assert item.body[-1] == "The reception proceeded in an amicable atmosphere full of comradely feelings."
+    assert (
+        item.body[-1]
+        == "The reception proceeded in an amicable atmosphere full of comradely feelings."
+    )
     assert item.declared_canonical == TEST_BASE + RECEPTION
     assert item.page is not None and item.page.body.startswith(b"<!DOCTYPE html>")
     joined = "\n".join(item.body)
@@ -119,9 +122,7 @@ def test_malformed_feed_still_gives_its_items(spider):
 
 
 def test_feed_that_feedparser_cannot_read_falls_back_to_its_links(spider):
-    broken = "<rss><channel><item><title>x</title><link>{}</link></item><item".format(
-        TEST_BASE + RECEPTION
-    )
+    broken = f"<rss><channel><item><title>x</title><link>{TEST_BASE + RECEPTION}</link></item><item"
     response = page_response("kcna_watch", "/newstream/feed/", body=broken)
     out = list(spider.parse_feed(response))
     assert [r.url for r in out] == [TEST_BASE + RECEPTION]
@@ -135,5 +136,8 @@ def test_known_articles_are_skipped_unless_refreshing(spider):
 
 
 def test_links_that_are_not_articles_are_ignored(spider):
-    entries = [ListingEntry(TEST_BASE + "/newstream/?source=kcna"), ListingEntry(TEST_BASE + "/about/")]
+    entries = [
+        ListingEntry(TEST_BASE + "/newstream/?source=kcna"),
+        ListingEntry(TEST_BASE + "/about/"),
+    ]
     assert list(spider.article_requests(entries)) == []

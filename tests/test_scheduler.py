@@ -371,8 +371,10 @@ def test_a_changed_sources_file_is_reconciled_on_sighup_and_restart(
     # the job leaves the store just before the line is logged: wait for both
     wait_for(
         "the job to go",
-        lambda: "source:kcna_watch" not in stored_jobs(archive)
-        and "kcna_watch: no longer scheduled" in scheduler.log(),
+        lambda: (
+            "source:kcna_watch" not in stored_jobs(archive)
+            and "kcna_watch: no longer scheduled" in scheduler.log()
+        ),
     )
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0

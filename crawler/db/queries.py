@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import zstandard
-from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, utcnow
@@ -114,20 +114,19 @@ def find_article(
     session: Session, source_id: int, canonical_url: str, digest: str | None
 ) -> Article | None:
     """The archived article with this canonical URL, else one of the outlet with the same text."""
-    article_id = _find_article_id(session, source_id, canonical_url, digest)
-    return session.get(Article, article_id) if article_id is not None else None
-
-
-def _find_article_id(
-    session: Session, source_id: int, canonical_url: str, digest: str | None
-) -> int | None:
     found = _lookup(session, source_id, canonical_url, digest)
-    return found.id if found is not None else None
+    return session.get(Article, found.id) if found is not None else None
 
 
 # Built once: they run for every article a crawl stores. Two statements, not one with OR:
 # each is a search of its own index, where an OR would scan the outlet's articles.
-_LOOKUP_COLUMNS = (Article.id, Article.content_hash, Article.version, Article.last_seen_at)
+_LOOKUP_COLUMNS = (
+    Article.id,
+    Article.content_hash,
+    Article.version,
+    Article.last_seen_at,
+    Article.snapshot_id,
+)
 _BY_CANONICAL = select(*_LOOKUP_COLUMNS).where(
     Article.source_id == bindparam("source_id"),
     Article.canonical_url == bindparam("canonical_url"),
@@ -153,7 +152,7 @@ _INSERT_ARTICLE = insert(Article).returning(Article.id)
 _TOUCH_ARTICLE = (
     update(Article)
     .where(Article.id == bindparam("article_id"))
-    .values(last_seen_at=bindparam("last_seen_at"))
+    .values(last_seen_at=bindparam("last_seen_at"), snapshot_id=bindparam("snapshot_id"))
 )
 
 
@@ -212,7 +211,16 @@ def archive_article(
     article_id = current.id
     last_seen = max(current.last_seen_at, seen_at)
     if current.content_hash == item.content_hash:
-        session.execute(_TOUCH_ARTICLE, {"article_id": article_id, "last_seen_at": last_seen})
+        # the newest snapshot showing this text (its validators serve the next --refresh)
+        newest = item.snapshot_id if item.snapshot_id and seen_at >= current.last_seen_at else None
+        session.execute(
+            _TOUCH_ARTICLE,
+            {
+                "article_id": article_id,
+                "last_seen_at": last_seen,
+                "snapshot_id": newest or current.snapshot_id,
+            },
+        )
         return Outcome.UNCHANGED, ArticleRef(article_id, current.version, last_seen)
     article = session.get_one(Article, article_id)
     supersede(session, article, item, seen_at)
@@ -290,7 +298,3 @@ def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, s
         if validators:
             found[url] = validators
     return found
-
-
-def count_articles(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Article)) or 0

@@ -185,7 +185,7 @@ class NewsSpider(Spider):
 
     def listing_request(self, url: str, page: int) -> Request:
         meta: dict[str, Any] = {}
-        if self.render_listing:
+        if self.render_listing or self.source.render_js:
             meta = {"playwright": True, "playwright_include_page": False}
         return Request(
             url,

@@ -7,7 +7,13 @@ from datetime import datetime
 
 from scrapy.http import TextResponse
 
-from crawler.spiders.base import ListingEntry, NewsSpider, paragraphs_of, text_of
+from crawler.spiders.base import (
+    ListingEntry,
+    NewsSpider,
+    paragraphs_of,
+    parse_local_datetime,
+    text_of,
+)
 
 
 class KcnaWatchSpider(NewsSpider):
@@ -29,10 +35,10 @@ class KcnaWatchSpider(NewsSpider):
     def _parse_published(self, response: TextResponse, entry: ListingEntry) -> datetime | None:
         # the page's Date: is the publication day; the URL's timestamp is only the ingest time
         value = response.css("div.article-meta time::attr(datetime)").get()
-        if value:
-            return datetime.strptime(value.strip()[:10], "%Y-%m-%d")
         shown = response.css("div.article-meta time::text").get()
-        return datetime.strptime(shown.strip(), "%d/%m/%Y") if shown else None
+        return parse_local_datetime((value or "")[:10], "%Y-%m-%d") or parse_local_datetime(
+            shown, "%d/%m/%Y"
+        )
 
     def _parse_original_source(self, response: TextResponse) -> str | None:
         return text_of(response.css("div.article-meta .article-source"))
