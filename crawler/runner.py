@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from crawler.config import SourceConfig, project_settings
 from crawler.db.models import CrawlRun, Source
+from crawler.db.queries import newest_runs
 from crawler.db.session import Archive
 
 
@@ -105,12 +106,5 @@ def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSumma
 def last_runs(archive: Archive) -> dict[str, CrawlRun]:
     """The newest run of every source, by source name."""
     with archive.transaction() as session:
-        newest: dict[str, CrawlRun] = {}
-        rows = session.execute(
-            select(Source.name, CrawlRun)
-            .join(CrawlRun, CrawlRun.source_id == Source.id)
-            .order_by(CrawlRun.started_at)
-        )
-        for name, run in rows:
-            newest[name] = run
-        return newest
+        names = {row.id: row.name for row in session.execute(select(Source.id, Source.name))}
+        return {names[source_id]: run for source_id, run in newest_runs(session).items()}

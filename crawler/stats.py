@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleTopic, CrawlRun, Source, Topic, utcnow
+from crawler.db.models import Article, ArticleTopic, Source, Topic, utcnow
+from crawler.db.queries import newest_runs
 
 DAYS = 30
 
@@ -148,8 +149,7 @@ def collect_stats(
     for source_id, when, count in session.execute(recent):
         outlets[source_id].per_day[str(when)] = count
 
-    newest_runs = select(func.max(CrawlRun.id)).group_by(CrawlRun.source_id)
-    for run in session.scalars(select(CrawlRun).where(CrawlRun.id.in_(newest_runs))):
+    for run in newest_runs(session).values():
         outlets[run.source_id].last_run = LastRun(
             run.started_at, run.finished_at, run.status, run.articles_new
         )

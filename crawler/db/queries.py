@@ -10,10 +10,10 @@ from enum import StrEnum
 from typing import Any
 
 import zstandard
-from sqlalchemy import Select, bindparam, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, utcnow
+from crawler.db.models import Article, ArticleVersion, CrawlRun, Payload, Snapshot, utcnow
 from crawler.items import ArticleItem, FetchedPage
 
 _COMPRESSION_LEVEL = 3
@@ -298,3 +298,10 @@ def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, s
         if validators:
             found[url] = validators
     return found
+
+
+def newest_runs(session: Session) -> dict[int, CrawlRun]:
+    """The newest crawl run of every source that has one, by source id."""
+    newest = select(func.max(CrawlRun.id)).group_by(CrawlRun.source_id)
+    runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(newest)))
+    return {run.source_id: run for run in runs}
