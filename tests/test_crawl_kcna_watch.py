@@ -186,3 +186,29 @@ def test_a_page_without_title_is_counted_and_not_stored(db_url, kcna, sources_fi
         assert run.articles_invalid == 1 and run.articles_new == 4
         assert f"{kcna.url(UNTITLED)}: no title" in run.error_log
     archive.dispose()
+
+
+ALIAS = "/newstream/1732523411-283960/kim-chaek-university-alias/"
+
+
+def test_the_same_text_at_a_second_address_is_one_article_fetched_once(db_url, kcna, sources_file):
+    # a second address serving the very same page, listed on the first listing page and
+    # declaring itself canonical (so only the content hash can match it to KIM_CHAEK)
+    page = kcna_route_file(kcna, KIM_CHAEK)
+    text = (SITES_DIR / "kcna_watch" / page).read_text("utf-8").replace(KIM_CHAEK, ALIAS)
+    kcna.override(ALIAS, text, content_type="text/html; charset=utf-8")
+    kcna.edit(
+        "/newstream/",
+        '<nav class="navigation pagination"',
+        f'<article class="newstream-item"><h2 class="entry-title"><a href="{ALIAS}">x</a></h2>'
+        '</article><nav class="navigation pagination"',
+    )
+    assert crawl("kcna_watch", db_url=db_url, sources_file=sources_file).returncode == 0
+    assert ALIAS in kcna.paths()
+    records = export(db_url)
+    assert len(records) == 4  # the alias is the same article as KIM_CHAEK
+    kcna.clear_requests()
+    result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
+    assert result.returncode == 0, result.stderr
+    assert ALIAS not in kcna.paths() and KIM_CHAEK not in kcna.paths()
+    assert "/newstream/page/2/" not in kcna.paths()  # page 1 held only known addresses

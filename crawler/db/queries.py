@@ -270,11 +270,20 @@ def mark_seen(session: Session, source_id: int, url: str, seen_at: datetime | No
 
 
 def known_urls(session: Session, source_id: int) -> set[str]:
-    """Every URL and canonical URL the outlet's archived articles are known by."""
+    """Every URL the outlet's archived pages are known by: the articles' URLs and canonical
+    URLs, and every URL an article page was snapshotted under (the same text found at a
+    second address is one article, but its address is known too)."""
     rows = session.execute(
         select(Article.url, Article.canonical_url).where(Article.source_id == source_id)
     )
-    return {url for row in rows for url in row}
+    known = {url for row in rows for url in row}
+    snapshotted = session.execute(
+        select(Snapshot.requested_url, Snapshot.final_url)
+        .where(Snapshot.source_id == source_id)
+        .distinct()
+    )
+    known.update(url for row in snapshotted for url in row)
+    return known
 
 
 def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, str]]:
