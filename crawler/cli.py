@@ -570,19 +570,25 @@ def _counts_table(title: str, counts: dict[str, int]) -> Table:
     return table
 
 
-def _require_outlet(archive: Any, outlet: str | None) -> None:
-    """Fail naming `outlet` when the archive holds no such outlet."""
-    if outlet is None:
+def _require_known(archive: Any, kind: str, column: Any, value: str | None) -> None:
+    """Fail naming `value` when the archive holds no such outlet or topic."""
+    if value is None:
         return
+    from rich.markup import escape
     from sqlalchemy import select
 
+    with archive.sessions() as session:
+        names = list(session.scalars(select(column).order_by(column)))
+    if value not in names:
+        archive.dispose()
+        known = ", ".join(names) or "none"
+        raise fail(escape(f"no {kind} {value!r} in the archive ({kind}s: {known})"))
+
+
+def _require_outlet(archive: Any, outlet: str | None) -> None:
     from crawler.db.models import Source
 
-    with archive.sessions() as session:
-        names = list(session.scalars(select(Source.name).order_by(Source.name)))
-    if outlet not in names:
-        archive.dispose()
-        raise fail(f"no outlet {outlet!r} in the archive (outlets: {', '.join(names) or 'none'})")
+    _require_known(archive, "outlet", Source.name, outlet)
 
 
 @app.command()
@@ -749,20 +755,9 @@ def _check_topics() -> None:
 
 
 def _require_topic(archive: Any, topic: str | None) -> None:
-    """Fail naming `topic` when the archive has no such topic."""
-    if topic is None:
-        return
-    from rich.markup import escape
-    from sqlalchemy import select
-
     from crawler.db.models import Topic
 
-    with archive.sessions() as session:
-        names = list(session.scalars(select(Topic.name).order_by(Topic.name)))
-    if topic not in names:
-        archive.dispose()
-        known = ", ".join(names) or "none"
-        raise fail(escape(f"no topic {topic!r} in the archive (topics: {known})"))
+    _require_known(archive, "topic", Topic.name, topic)
 
 
 def _marked(snippet: str, style: str | None) -> Any:
