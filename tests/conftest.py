@@ -60,9 +60,8 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, migrated, empty archive on the backend under test."""
+def fresh_archive_url(request: pytest.FixtureRequest, path: Path) -> Iterator[str]:
+    """A fresh, migrated, empty archive on the backend under test (a SQLite file at `path`)."""
     if BACKEND == "postgresql":
         template = request.getfixturevalue("_postgres_template")
         name = f"crawler_t_{uuid.uuid4().hex[:10]}"
@@ -74,11 +73,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     elif BACKEND == "sqlite":
-        path = tmp_path / "archive.db"
         shutil.copy(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
     else:
         pytest.fail(f"CRAWLER_TEST_DATABASE={BACKEND!r}: use sqlite or postgresql")
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty archive on the backend under test."""
+    yield from fresh_archive_url(request, tmp_path / "archive.db")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -13,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import iso_date_to_datetime
@@ -25,7 +23,7 @@ from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
 from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.warc import http_headers, status_line
-from tests.conftest import BACKEND, POSTGRES_ADMIN_URL, crawl, run_cli, write_sources
+from tests.conftest import crawl, fresh_archive_url, run_cli, write_sources
 from tests.pages import page_text
 
 KIM_CHAEK = (
@@ -52,18 +50,7 @@ def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
 @pytest.fixture
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A second fresh archive on the backend under test (the target of an import)."""
-    if BACKEND == "postgresql":
-        template = request.getfixturevalue("_postgres_template")
-        name = f"crawler_t_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    else:
-        yield f"sqlite:///{tmp_path / 'imported.db'}"
+    yield from fresh_archive_url(request, tmp_path / "imported.db")
 
 
 @pytest.fixture
