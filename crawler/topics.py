@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from crawler.config import ConfigError, topics_path
@@ -256,7 +256,7 @@ def tag_article(
         )
     if added:
         session.execute(
-            insert(ArticleTopic),
+            insert(cast(Table, ArticleTopic.__table__)),  # Core: no ORM bulk-insert machinery
             [{"article_id": article_id, "topic_id": topic_id} for topic_id in sorted(added)],
         )
     return added, removed

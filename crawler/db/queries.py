@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import zstandard
-from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleVersion, CrawlRun, Payload, Snapshot, utcnow
@@ -31,22 +32,38 @@ class StoredSnapshot:
     sha256: str
 
 
+# The statements that run for every fetched page or stored article are Core statements on the
+# tables, built once: an ORM-enabled INSERT goes through the ORM's bulk-insert machinery, which
+# measured (bench/throughput.py under cProfile) several times the cost of the INSERT itself.
+_PAYLOADS = cast(Table, Payload.__table__)
+_SNAPSHOTS = cast(Table, Snapshot.__table__)
+_ARTICLES = cast(Table, Article.__table__)
+
+
 def _payload_insert(dialect: str) -> Any:
     """INSERT of a payload that does nothing when the digest is already stored."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(Payload).on_conflict_do_nothing()
+        return pg_insert(_PAYLOADS).on_conflict_do_nothing()
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(Payload).on_conflict_do_nothing()
+        return sqlite_insert(_PAYLOADS).on_conflict_do_nothing()
     return None
 
 
-# Statements built once: they run for every fetched page.
 _PAYLOAD_INSERTS = {name: _payload_insert(name) for name in ("postgresql", "sqlite")}
-_INSERT_SNAPSHOT = insert(Snapshot).returning(Snapshot.id)
+_INSERT_SNAPSHOT = insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
+_COMPRESSOR = threading.local()
+
+
+def _compress(body: bytes) -> bytes:
+    # A compressor is reusable but not thread-safe: one per thread.
+    compressor = getattr(_COMPRESSOR, "zstd", None)
+    if compressor is None:
+        compressor = _COMPRESSOR.zstd = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL)
+    return cast(bytes, compressor.compress(body))
 
 
 def store_payload(session: Session, body: bytes) -> str:
@@ -55,13 +72,13 @@ def store_payload(session: Session, body: bytes) -> str:
     values = {
         "sha256": digest,
         "size": len(body),
-        "content": zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL).compress(body),
+        "content": _compress(body),
     }
     statement = _PAYLOAD_INSERTS.get(session.get_bind().dialect.name)
     if statement is not None:
         session.execute(statement, values)
     elif session.get(Payload, digest) is None:  # other databases: look first
-        session.execute(insert(Payload), values)
+        session.execute(insert(_PAYLOADS), values)
     return digest
 
 
@@ -121,20 +138,23 @@ def find_article(
 # Built once: they run for every article a crawl stores. Two statements, not one with OR:
 # each is a search of its own index, where an OR would scan the outlet's articles.
 _LOOKUP_COLUMNS = (
-    Article.id,
-    Article.content_hash,
-    Article.version,
-    Article.last_seen_at,
-    Article.snapshot_id,
+    _ARTICLES.c.id,
+    _ARTICLES.c.content_hash,
+    _ARTICLES.c.version,
+    _ARTICLES.c.last_seen_at,
+    _ARTICLES.c.snapshot_id,
 )
 _BY_CANONICAL = select(*_LOOKUP_COLUMNS).where(
-    Article.source_id == bindparam("source_id"),
-    Article.canonical_url == bindparam("canonical_url"),
+    _ARTICLES.c.source_id == bindparam("source_id"),
+    _ARTICLES.c.canonical_url == bindparam("canonical_url"),
 )
 _BY_CONTENT = (
     select(*_LOOKUP_COLUMNS)
-    .where(Article.source_id == bindparam("source_id"), Article.content_hash == bindparam("digest"))
-    .order_by(Article.id)
+    .where(
+        _ARTICLES.c.source_id == bindparam("source_id"),
+        _ARTICLES.c.content_hash == bindparam("digest"),
+    )
+    .order_by(_ARTICLES.c.id)
     .limit(1)
 )
 
@@ -148,10 +168,10 @@ def _lookup(session: Session, source_id: int, canonical_url: str, digest: str | 
     return found
 
 
-_INSERT_ARTICLE = insert(Article).returning(Article.id)
+_INSERT_ARTICLE = insert(_ARTICLES).returning(_ARTICLES.c.id)
 _TOUCH_ARTICLE = (
-    update(Article)
-    .where(Article.id == bindparam("article_id"))
+    update(_ARTICLES)
+    .where(_ARTICLES.c.id == bindparam("article_id"))
     .values(last_seen_at=bindparam("last_seen_at"), snapshot_id=bindparam("snapshot_id"))
 )
 
