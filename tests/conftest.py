@@ -91,12 +91,15 @@ def empty_db_url(tmp_path: Path) -> Iterator[str]:
     if BACKEND == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
+    if BACKEND != "postgresql":
+        pytest.fail(f"CRAWLER_TEST_DATABASE={BACKEND!r}: use sqlite or postgresql")
     name = f"crawler_e_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
+        admin.dispose()
         pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable: {exc}")
     yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +15,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from crawler.config import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# How long a SQLite statement waits for another connection's write lock.
+SQLITE_BUSY_MS = 30_000
+# How long an upgrade waits for another process's upgrade (a large archive's can take minutes).
+MIGRATION_WAIT_MS = 30 * 60_000
+# The PostgreSQL advisory lock key of migrations: "crawler" in ASCII.
+MIGRATION_LOCK = 0x6372_6177_6C65_72
+# Parts of the schema that no model describes: the scheduler's job store (APScheduler's own
+# definition) and the full-text index (SQLite's FTS5 tables, PostgreSQL's tsvector column and
+# its index). Alembic's autogenerate must not propose dropping them.
+UNMODELLED_TABLES = ("scheduler_jobs", "articles_fts")
+UNMODELLED_OTHERS = ("search_vector", "ix_articles_search_vector")
+
+
+def modelled(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's include_object: False for a reflected part of the schema no model describes."""
+    if not reflected or compare_to is not None or not name:
+        return True
+    if type_ == "table":
+        return not name.startswith(UNMODELLED_TABLES)
+    return name not in UNMODELLED_OTHERS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cursor.close()
 
 
@@ -52,6 +72,45 @@ def alembic_config(engine: Engine) -> Any:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
     return config
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a whole upgrade, holding the archive's migration lock.
+
+    Processes started together on a fresh archive (two schedulers, a scheduler and a manual
+    crawl) would otherwise each find the schema missing and race to create it. The lock is
+    SQLite's write lock taken at BEGIN IMMEDIATE (pysqlite has not begun a transaction before
+    that: it only does before DML), or a transaction-scoped PostgreSQL advisory lock under READ
+    COMMITTED; whoever waited then reads the version its predecessor committed and finds nothing
+    left to do. On SQLite, foreign keys are off while migrating (batch operations recreate
+    tables; with them on, dropping `articles` would cascade) and checked before the commit.
+    """
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # both are no-ops inside a transaction, so they come first
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+            connection.commit()
+        elif connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="READ COMMITTED")
+        try:
+            with connection.begin():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                elif connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+                connection.commit()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

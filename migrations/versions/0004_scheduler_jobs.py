@@ -8,7 +8,8 @@ APScheduler's SQLAlchemy job store creates its table when it starts, if missing.
 starting at once on a fresh archive raced to create it and one died with "table scheduler_jobs
 already exists". The table is now created here, with the job store's own definition (see
 apscheduler/jobstores/sqlalchemy.py, 3.x), so a scheduler only ever finds it. An archive where a
-scheduler already made it keeps that table as it is.
+scheduler already made it keeps that table as it is. A downgrade drops the table with the jobs in
+it; a scheduler started afterwards schedules every source afresh.
 """
 
 from collections.abc import Sequence
