@@ -109,7 +109,9 @@ def crawl(
 ) -> None:
     """Crawl sources once, with a live progress display and a summary at the end."""
     from crawler.progress import LiveBoard, summary_table
-    from crawler.runner import crawl_settings, run_crawls
+    from crawler.runner import RunSummary, crawl_settings, run_crawls
+    from crawler.scheduler.display import format_time
+    from crawler.scheduler.lease import CrawlLeases
 
     config = _sources(sources)
     if all_sources == bool(source):
@@ -128,27 +130,46 @@ def crawl(
     if run_id is not None and len(chosen) != 1:
         raise fail("--run-id goes with exactly one source")
     archive = _archive(db)  # migrate (SQLite) or refuse before any spider starts
-    archive.dispose()
     overrides: dict[str, Any] = {} if run_id is None else {"CRAWLER_RUN_ID": run_id}
     for pair in setting or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise fail(f"--set {pair!r}: expected NAME=VALUE")
         overrides[name.strip()] = value
-    live = progress and err.is_terminal
-    board = LiveBoard(err, [s.name for s in chosen]) if live else None
-    if board is not None:
-        overrides["CRAWLER_PROGRESS_BOARD"] = board
-        overrides["LOG_LEVEL"] = "WARNING"
-    settings = crawl_settings(database_url(db), config.path, overrides=overrides)
-    with board if board is not None else contextlib.nullcontext():
-        summaries = run_crawls(chosen, settings, refresh=refresh)
-    out.print(summary_table(summaries))
+    # A scheduled run's lease is its scheduler's; a manual crawl takes its sources' leases.
+    leases = CrawlLeases(archive) if run_id is None else None
+    try:
+        busy = leases.acquire([s.name for s in chosen]) if leases is not None else {}
+        for name, held in busy.items():
+            run = f", run {held.run_id}" if held.run_id else ""
+            err.print(
+                f"[bold]{name}[/]: not crawled: running elsewhere (lease held by {held.holder}"
+                f"{run} until {format_time(held.expires_at)})",
+                highlight=False,
+            )
+        chosen = [s for s in chosen if s.name not in busy]
+        if leases is not None:
+            overrides["CRAWLER_LEASE_HOLDER"] = leases.holder
+        board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None
+        if board is not None:
+            overrides["CRAWLER_PROGRESS_BOARD"] = board
+            overrides["LOG_LEVEL"] = "WARNING"
+        summaries: list[RunSummary] = []
+        if chosen:
+            settings = crawl_settings(database_url(db), config.path, overrides=overrides)
+            with board if board is not None else contextlib.nullcontext():
+                summaries = run_crawls(chosen, settings, refresh=refresh)
+    finally:
+        if leases is not None:
+            leases.release()
+        archive.dispose()
+    if summaries:
+        out.print(summary_table(summaries))
     for summary in summaries:
         if summary.error_log:
             first = summary.error_log.splitlines()[:5]
             err.print(f"[bold]{summary.source}[/]: " + "\n  ".join(first), highlight=False)
-    if any(s.status != "finished" for s in summaries):
+    if busy or any(s.status != "finished" for s in summaries):
         raise typer.Exit(1)
 
 

@@ -12,6 +12,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawler.context import crawl_context
 from crawler.db.models import CrawlRun, utcnow
+from crawler.scheduler.lease import attach_run
 from crawler.signals import page_error
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class RunRecorder:
                 run = CrawlRun(source_id=context.source_id, status="running", trigger=trigger)
                 session.add(run)
                 session.flush()
+            holder = self.crawler.settings.get("CRAWLER_LEASE_HOLDER")
+            if holder:  # a manual `crawler crawl` holds the source's lease: it covers this run
+                attach_run(session, spider.name, holder, run.id)
             self.run_id = context.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("archive/run_id", self.run_id)

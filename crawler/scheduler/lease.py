@@ -9,8 +9,10 @@ WHERE expires_at < now RETURNING holder``; a concurrent taker either waits for t
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +22,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.db.models import CrawlRun, SourceLease, utcnow
+from crawler.db.session import Archive
 
-ORPHANED = "its scheduler died without finishing it (lease released)"
+logger = logging.getLogger(__name__)
+
+ORPHANED = "the scheduler or crawl running it died without finishing it (lease released)"
+# How long a lease lasts unless renewed (`crawler schedule --lease-ttl`).
+DEFAULT_TTL = timedelta(minutes=2)
 
 
 def new_holder() -> str:
@@ -85,11 +92,7 @@ def acquire_for_run(
     run = CrawlRun(source_id=source_id, status="running", trigger=trigger, started_at=now)
     session.add(run)
     session.flush()
-    session.execute(
-        update(SourceLease)
-        .where(SourceLease.source_name == source, SourceLease.holder == holder)
-        .values(run_id=run.id)
-    )
+    attach_run(session, source, holder, run.id)
     return run.id
 
 
@@ -168,3 +171,75 @@ def _interrupt(session: Session, run_ids: list[int], reason: str) -> None:
         run.status = "interrupted"
         run.finished_at = utcnow()
         run.error_log = "\n".join(filter(None, [reason, run.error_log]))
+
+
+class CrawlLeases:
+    """The leases a manual `crawler crawl` holds on its sources while it runs.
+
+    A manual crawl and a scheduled one (or two manual ones) of the same source would fetch the
+    same pages twice and interleave their runs; the manual crawl takes the same lease a scheduler
+    takes, renews it from a thread while it crawls, and gives it back at the end. A crawl that dies
+    leaves a lease that expires (or, on this host, is freed as soon as someone sees its process
+    is gone), and its run is then closed as interrupted.
+    """
+
+    def __init__(self, archive: Archive, ttl: timedelta = DEFAULT_TTL) -> None:
+        self.archive = archive
+        self.ttl = ttl
+        self.holder = new_holder()
+        self.held: list[str] = []
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self, sources: list[str]) -> dict[str, LeaseInfo]:
+        """Take the sources' leases; the ones held elsewhere, with their lease, are returned."""
+        busy: dict[str, LeaseInfo] = {}
+        with self.archive.transaction() as session:
+            freed = sweep(session, self.holder)
+        if freed:
+            logger.warning("leases of a dead crawl or scheduler released: %s", ", ".join(freed))
+        for source in sources:
+            held = None
+            while held is None:  # held elsewhere, unless released between the two statements
+                with self.archive.transaction() as session:
+                    if try_acquire(session, source, self.holder, self.ttl):
+                        self.held.append(source)
+                        break
+                    held = current(session, source)
+            if held is not None:
+                busy[source] = held
+        if self.held:
+            self._renewer = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
+            self._renewer.start()
+        return busy
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl.total_seconds() / 4):
+            for source in list(self.held):
+                try:
+                    with self.archive.transaction() as session:
+                        kept = renew(session, source, self.holder, self.ttl)
+                except Exception:  # the database is away for a moment: try again next round
+                    logger.exception("renewing the lease of %s failed", source)
+                    continue
+                if not kept:
+                    logger.error("%s: the lease was lost (expired and taken over)", source)
+
+    def release(self) -> None:
+        """Stop renewing and give every lease back."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        with self.archive.transaction() as session:
+            for source in self.held:
+                release(session, source, self.holder)
+        self.held = []
+
+
+def attach_run(session: Session, source: str, holder: str, run_id: int) -> None:
+    """Record which run a lease covers (closed as interrupted if its holder dies)."""
+    session.execute(
+        update(SourceLease)
+        .where(SourceLease.source_name == source, SourceLease.holder == holder)
+        .values(run_id=run_id)
+    )

@@ -69,7 +69,7 @@ class ServiceOptions:
     retries: int = 3
     retry_delay: timedelta = timedelta(minutes=5)
     jitter: timedelta = timedelta(seconds=30)
-    lease_ttl: timedelta = timedelta(minutes=2)
+    lease_ttl: timedelta = lease.DEFAULT_TTL
     kill_after: timedelta = timedelta(seconds=15)
     max_concurrent: int = 4
     crawl_args: tuple[str, ...] = ()

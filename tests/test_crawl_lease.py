@@ -1,0 +1,108 @@
+"""A manual `crawler crawl` takes the same per-source lease as the scheduler: a source is never
+crawled twice at once, whoever started the crawls."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from crawler.context import ensure_source
+from crawler.db.models import CrawlRun, SourceLease, utcnow
+from crawler.mirror import SITES_DIR, MirrorServer
+from crawler.scheduler import lease
+from tests.conftest import LOOPBACK, ROOT, crawl, write_sources
+from tests.test_scheduler import RODONG
+from tests.test_scheduler_config import source
+
+ELSEWHERE = "archive-host-2:4242:0badcafe"  # a holder on another host: never guessed dead
+
+
+@pytest.fixture
+def kcna() -> Iterator[MirrorServer]:
+    with MirrorServer(SITES_DIR / "kcna_watch") as server:
+        yield server
+
+
+def leases(archive) -> list[SourceLease]:
+    with archive.sessions() as session:
+        return list(session.scalars(select(SourceLease)))
+
+
+def runs(archive) -> list[CrawlRun]:
+    with archive.sessions() as session:
+        return list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+
+
+def test_a_source_running_elsewhere_is_not_crawled(archive, db_url, kcna, tmp_path):
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    with archive.transaction() as session:
+        assert lease.try_acquire(session, "kcna_watch", ELSEWHERE, timedelta(minutes=10))
+    result = crawl("kcna_watch", db_url=db_url, sources_file=sources)
+    assert result.returncode == 1
+    assert "kcna_watch: not crawled: running elsewhere" in result.stderr
+    assert ELSEWHERE in result.stderr
+    assert runs(archive) == [] and kcna.paths() == []
+    assert [(held.source_name, held.holder) for held in leases(archive)] == [
+        ("kcna_watch", ELSEWHERE)
+    ]
+
+
+def test_a_manual_crawl_holds_the_lease_while_it_runs_and_gives_it_back(
+    archive, db_url, kcna, tmp_path
+):
+    kcna.delay(RODONG, 4)
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env.update(CRAWLER_DATABASE_URL=db_url, CRAWLER_SOURCES=str(sources))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "crawl", "kcna_watch", "--no-progress", *LOOPBACK],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (held := leases(archive)) or held[0].run_id is None:
+            assert first.poll() is None and time.monotonic() < deadline, "no lease with its run"
+            time.sleep(0.1)
+        (run,) = runs(archive)
+        assert held[0].run_id == run.id and run.status == "running"
+        # a second crawl of the same source meanwhile is refused, naming the run under way
+        second = crawl("kcna_watch", db_url=db_url, sources_file=sources)
+        assert second.returncode == 1
+        assert f"running elsewhere (lease held by {held[0].holder}, run {run.id}" in second.stderr
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr
+    assert leases(archive) == []
+    assert [(r.status, r.articles_new) for r in runs(archive)] == [("finished", 4)]
+
+
+def test_a_crawl_that_died_holding_the_lease_does_not_block_the_next(
+    archive, db_url, kcna, tmp_path
+):
+    source_id = ensure_source(archive, source("kcna_watch"))
+    with archive.transaction() as session:
+        dead = lease.acquire_for_run(
+            session, "kcna_watch", source_id, ELSEWHERE, timedelta(minutes=2), "manual"
+        )
+        held = session.get(SourceLease, "kcna_watch")
+        held.expires_at = utcnow() - timedelta(seconds=1)  # it was never renewed again
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    result = crawl("kcna_watch", db_url=db_url, sources_file=sources)
+    assert result.returncode == 0, result.stderr
+    old, new = runs(archive)
+    assert old.id == dead and old.status == "interrupted" and old.finished_at is not None
+    assert new.status == "finished" and new.articles_new == 4
+    assert leases(archive) == []
