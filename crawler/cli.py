@@ -130,14 +130,20 @@ def crawl(
     if run_id is not None and len(chosen) != 1:
         raise fail("--run-id goes with exactly one source")
     archive = _archive(db)  # migrate (SQLite) or refuse before any spider starts
+    archive.dispose()  # (used again, reconnecting, only for a manual crawl's leases)
     overrides: dict[str, Any] = {} if run_id is None else {"CRAWLER_RUN_ID": run_id}
     for pair in setting or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise fail(f"--set {pair!r}: expected NAME=VALUE")
         overrides[name.strip()] = value
+    settings = crawl_settings(database_url(db), config.path, overrides=overrides)
     # A scheduled run's lease is its scheduler's; a manual crawl takes its sources' leases.
-    leases = CrawlLeases(archive) if run_id is None else None
+    leases = None
+    if run_id is None:
+        ttl = timedelta(seconds=settings.getfloat("CRAWLER_LEASE_TTL"))
+        leases = CrawlLeases(archive, ttl)
+        settings.set("CRAWLER_LEASE_HOLDER", leases.holder, priority="cmdline")
     try:
         busy = leases.acquire([s.name for s in chosen]) if leases is not None else {}
         for name, held in busy.items():
@@ -148,15 +154,12 @@ def crawl(
                 highlight=False,
             )
         chosen = [s for s in chosen if s.name not in busy]
-        if leases is not None:
-            overrides["CRAWLER_LEASE_HOLDER"] = leases.holder
         board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None
         if board is not None:
-            overrides["CRAWLER_PROGRESS_BOARD"] = board
-            overrides["LOG_LEVEL"] = "WARNING"
+            settings.set("CRAWLER_PROGRESS_BOARD", board, priority="cmdline")
+            settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
         summaries: list[RunSummary] = []
         if chosen:
-            settings = crawl_settings(database_url(db), config.path, overrides=overrides)
             with board if board is not None else contextlib.nullcontext():
                 summaries = run_crawls(chosen, settings, refresh=refresh)
     finally:

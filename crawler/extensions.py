@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet.task import LoopingCall
 
 from crawler.context import crawl_context
 from crawler.db.models import CrawlRun, utcnow
-from crawler.scheduler.lease import attach_run
+from crawler.scheduler import lease
 from crawler.signals import page_error
 
 logger = logging.getLogger(__name__)
@@ -25,7 +28,9 @@ _STATUS_BY_REASON = {
     "shutdown": "interrupted",
     "closespider_timeout": "timed_out",
     "timed_out": "timed_out",
+    "lease_lost": "interrupted",
 }
+LEASE_LOST = "stopped: the source's lease was lost (not renewed in time, or taken over)"
 
 
 def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +77,7 @@ class RunRecorder:
                 session.flush()
             holder = self.crawler.settings.get("CRAWLER_LEASE_HOLDER")
             if holder:  # a manual `crawler crawl` holds the source's lease: it covers this run
-                attach_run(session, spider.name, holder, run.id)
+                lease.attach_run(session, spider.name, holder, run.id)
             self.run_id = context.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("archive/run_id", self.run_id)
@@ -103,6 +108,8 @@ class RunRecorder:
             log.append(f"... and {errors - MAX_ERROR_LINES} more")
         if reason not in _STATUS_BY_REASON:
             log.insert(0, f"closed: {reason}")
+        elif reason == "lease_lost":
+            log.insert(0, LEASE_LOST)
         with context.archive.transaction() as session:
             run = session.get(CrawlRun, self.run_id)
             assert run is not None
@@ -120,6 +127,61 @@ class RunRecorder:
         logger.info(
             "run %s of %s: %s, %d pages, %d errors", run.id, spider.name, status, pages, errors
         )
+
+
+class LeaseKeeper:
+    """Renews the source's lease while a manual `crawler crawl` runs (CRAWLER_LEASE_HOLDER, taken
+    by the command before the crawl started); stops the crawl if the lease is lost, so that a
+    source is never crawled twice at once.
+
+    Renewed every quarter of CRAWLER_LEASE_TTL (seconds) on the reactor thread, like every other
+    write of the crawl; lost when the row is no longer this holder's or has not been renewed for
+    three quarters of the TTL (the database was unreachable)."""
+
+    def __init__(self, crawler: Crawler, holder: str, ttl: float) -> None:
+        self.crawler = crawler
+        self.holder = holder
+        self.ttl = timedelta(seconds=ttl)
+        self.renewed = time.monotonic()
+        self.task: LoopingCall | None = None
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeaseKeeper:
+        holder = crawler.settings.get("CRAWLER_LEASE_HOLDER")
+        if not holder:
+            raise NotConfigured
+        return cls(crawler, holder, crawler.settings.getfloat("CRAWLER_LEASE_TTL", 120))
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.renewed = time.monotonic()
+        self.task = LoopingCall(self.renew, spider.name)
+        self.task.start(self.ttl.total_seconds() / 4, now=True)
+
+    def renew(self, source: str) -> None:
+        try:
+            with crawl_context(self.crawler).archive.transaction() as session:
+                kept = lease.renew(session, source, self.holder, self.ttl)
+        except Exception as exc:
+            logger.warning("renewing the lease of %s failed: %s", source, exc)
+            kept = time.monotonic() - self.renewed < self.ttl.total_seconds() * 3 / 4
+        else:
+            self.renewed = time.monotonic()
+        if kept:
+            return
+        logger.error("%s: %s", source, LEASE_LOST)
+        self._stop_renewing()
+        engine = self.crawler.engine
+        if engine is not None and engine.spider is not None:
+            deferred_from_coro(engine.close_spider_async(reason="lease_lost"))
+
+    def spider_closed(self, spider: Spider) -> None:
+        self._stop_renewing()
+
+    def _stop_renewing(self) -> None:
+        if self.task is not None and self.task.running:
+            self.task.stop()
 
 
 class ProgressBoard(Protocol):

@@ -54,7 +54,10 @@ CHARSET_CHECK_ENABLED = True
 EXTENSIONS = {
     "crawler.extensions.RunRecorder": 100,
     "crawler.extensions.CrawlProgress": 200,
+    "crawler.extensions.LeaseKeeper": 300,  # only when `crawler crawl` holds the source's lease
 }
+# Seconds a manual crawl's source lease lasts unless renewed (renewed every quarter of it).
+CRAWLER_LEASE_TTL = 120
 
 # Browser rendering, chosen per request with meta={"playwright": True}.
 DOWNLOAD_HANDLERS = {

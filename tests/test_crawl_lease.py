@@ -4,17 +4,20 @@ crawled twice at once, whoever started the crawls."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from crawler.context import ensure_source
 from crawler.db.models import CrawlRun, SourceLease, utcnow
+from crawler.extensions import LEASE_LOST
 from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.scheduler import lease
 from tests.conftest import LOOPBACK, ROOT, crawl, write_sources
@@ -54,26 +57,37 @@ def test_a_source_running_elsewhere_is_not_crawled(archive, db_url, kcna, tmp_pa
     ]
 
 
-def test_a_manual_crawl_holds_the_lease_while_it_runs_and_gives_it_back(
-    archive, db_url, kcna, tmp_path
-):
-    kcna.delay(RODONG, 4)
-    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+def start_crawl(db_url: str, sources: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
     env.update(CRAWLER_DATABASE_URL=db_url, CRAWLER_SOURCES=str(sources))
-    first = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "crawl", "kcna_watch", "--no-progress", *LOOPBACK],
+    command = [sys.executable, "-m", "crawler.cli", "crawl", "kcna_watch", "--no-progress"]
+    return subprocess.Popen(
+        [*command, *LOOPBACK, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def lease_of_a_run(archive, process: subprocess.Popen[str]) -> SourceLease:
+    """Wait until the crawl holds the source's lease with its run attached."""
+    deadline = time.monotonic() + 60
+    while not (held := leases(archive)) or held[0].run_id is None:
+        assert process.poll() is None and time.monotonic() < deadline, "no lease with its run"
+        time.sleep(0.1)
+    return held[0]
+
+
+def test_a_manual_crawl_holds_the_lease_while_it_runs_and_gives_it_back(
+    archive, db_url, kcna, tmp_path
+):
+    kcna.delay(RODONG, 12)  # time enough for a second crawl to start and be refused
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    first = start_crawl(db_url, sources)
     try:
-        deadline = time.monotonic() + 60
-        while not (held := leases(archive)) or held[0].run_id is None:
-            assert first.poll() is None and time.monotonic() < deadline, "no lease with its run"
-            time.sleep(0.1)
+        held = [lease_of_a_run(archive, first)]
         (run,) = runs(archive)
         assert held[0].run_id == run.id and run.status == "running"
         # a second crawl of the same source meanwhile is refused, naming the run under way
@@ -105,4 +119,43 @@ def test_a_crawl_that_died_holding_the_lease_does_not_block_the_next(
     old, new = runs(archive)
     assert old.id == dead and old.status == "interrupted" and old.finished_at is not None
     assert new.status == "finished" and new.articles_new == 4
+    assert leases(archive) == []
+
+
+def test_a_crawl_that_loses_its_lease_stops(archive, db_url, kcna, tmp_path):
+    kcna.delay(RODONG, 6)
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    crawling = start_crawl(db_url, sources, "-s", "CRAWLER_LEASE_TTL=2")  # renewed every 0.5 s
+    try:
+        lease_of_a_run(archive, crawling)
+        with archive.transaction() as session:  # taken over, as if it had expired
+            taken = session.get(SourceLease, "kcna_watch")
+            taken.holder, taken.run_id = ELSEWHERE, None
+            taken.expires_at = utcnow() + timedelta(minutes=10)
+        _, stderr = crawling.communicate(timeout=120)
+    finally:
+        if crawling.poll() is None:
+            crawling.kill()
+    assert crawling.returncode == 1
+    assert LEASE_LOST in stderr
+    (run,) = runs(archive)
+    assert run.status == "interrupted" and run.error_log.startswith(LEASE_LOST)
+    assert [(held.holder, held.run_id) for held in leases(archive)] == [(ELSEWHERE, None)]
+
+
+def test_a_crawl_stopped_at_once_leaves_no_lease_and_no_open_run(archive, db_url, kcna, tmp_path):
+    kcna.delay(RODONG, 60)
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    crawling = start_crawl(db_url, sources)
+    try:
+        lease_of_a_run(archive, crawling)
+        crawling.send_signal(signal.SIGINT)  # Scrapy: stop gracefully (the hung page stays)
+        time.sleep(1)
+        crawling.send_signal(signal.SIGINT)  # again: stop now
+        crawling.communicate(timeout=60)
+    finally:
+        if crawling.poll() is None:
+            crawling.kill()
+    (run,) = runs(archive)
+    assert run.status == "interrupted" and run.finished_at is not None
     assert leases(archive) == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from crawler.db.session import Archive
 logger = logging.getLogger(__name__)
 
 ORPHANED = "the scheduler or crawl running it died without finishing it (lease released)"
+CUT_SHORT = "the crawl was stopped before it could close its run"
 # How long a lease lasts unless renewed (`crawler schedule --lease-ttl`).
 DEFAULT_TTL = timedelta(minutes=2)
 
@@ -67,6 +67,23 @@ def try_acquire(
     return session.execute(statement).scalar_one_or_none() == holder
 
 
+def take(
+    session: Session, source: str, holder: str, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """`try_acquire`, closing as interrupted the run of an expired lease it took over."""
+    now = now or utcnow()
+    expired_run = session.scalar(
+        select(SourceLease.run_id).where(
+            SourceLease.source_name == source, SourceLease.expires_at < now
+        )
+    )
+    if not try_acquire(session, source, holder, ttl, now):
+        return False
+    if expired_run is not None:
+        _interrupt(session, [expired_run], ORPHANED)
+    return True
+
+
 def acquire_for_run(
     session: Session,
     source: str,
@@ -80,15 +97,8 @@ def acquire_for_run(
     A run left behind by a holder whose lease expired is closed as interrupted.
     """
     now = utcnow()
-    expired_run = session.scalar(
-        select(SourceLease.run_id).where(
-            SourceLease.source_name == source, SourceLease.expires_at < now
-        )
-    )
-    if not try_acquire(session, source, holder, ttl, now):
+    if not take(session, source, holder, ttl, now):
         return None
-    if expired_run is not None:
-        _interrupt(session, [expired_run], ORPHANED)
     run = CrawlRun(source_id=source_id, status="running", trigger=trigger, started_at=now)
     session.add(run)
     session.flush()
@@ -178,9 +188,10 @@ class CrawlLeases:
 
     A manual crawl and a scheduled one (or two manual ones) of the same source would fetch the
     same pages twice and interleave their runs; the manual crawl takes the same lease a scheduler
-    takes, renews it from a thread while it crawls, and gives it back at the end. A crawl that dies
-    leaves a lease that expires (or, on this host, is freed as soon as someone sees its process
-    is gone), and its run is then closed as interrupted.
+    takes before its crawls start and gives it back when they are over. While a source is being
+    crawled, `crawler.extensions.LeaseKeeper` renews its lease (and stops that crawl if the lease
+    is lost). A crawl that dies leaves a lease that expires (or, on this host, is freed as soon as
+    someone sees its process is gone), and its run is then closed as interrupted.
     """
 
     def __init__(self, archive: Archive, ttl: timedelta = DEFAULT_TTL) -> None:
@@ -188,8 +199,6 @@ class CrawlLeases:
         self.ttl = ttl
         self.holder = new_holder()
         self.held: list[str] = []
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
 
     def acquire(self, sources: list[str]) -> dict[str, LeaseInfo]:
         """Take the sources' leases; the ones held elsewhere, with their lease, are returned."""
@@ -202,36 +211,22 @@ class CrawlLeases:
             held = None
             while held is None:  # held elsewhere, unless released between the two statements
                 with self.archive.transaction() as session:
-                    if try_acquire(session, source, self.holder, self.ttl):
+                    if take(session, source, self.holder, self.ttl):
                         self.held.append(source)
                         break
                     held = current(session, source)
             if held is not None:
                 busy[source] = held
-        if self.held:
-            self._renewer = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
-            self._renewer.start()
         return busy
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl.total_seconds() / 4):
-            for source in list(self.held):
-                try:
-                    with self.archive.transaction() as session:
-                        kept = renew(session, source, self.holder, self.ttl)
-                except Exception:  # the database is away for a moment: try again next round
-                    logger.exception("renewing the lease of %s failed", source)
-                    continue
-                if not kept:
-                    logger.error("%s: the lease was lost (expired and taken over)", source)
-
     def release(self) -> None:
-        """Stop renewing and give every lease back."""
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join()
+        """Give every lease back; a run still open under one (the crawl was cut short before it
+        could close it) is closed as interrupted."""
         with self.archive.transaction() as session:
             for source in self.held:
+                held = current(session, source)
+                if held is not None and held.holder == self.holder and held.run_id is not None:
+                    _interrupt(session, [held.run_id], CUT_SHORT)
                 release(session, source, self.holder)
         self.held = []
 
