@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,13 +10,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from crawler.db.models import CrawlRun
 from crawler.db.session import Archive
-from crawler.mirror import MirrorSet
+from crawler.mirror import SITES_DIR, MirrorServer, MirrorSet
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -119,6 +122,39 @@ def mirrors() -> Iterator[MirrorSet]:
     """All five outlet mirrors on loopback ports."""
     with MirrorSet() as started:
         yield started
+
+
+@pytest.fixture
+def kcna() -> Iterator[MirrorServer]:
+    """The kcna_watch mirror on a loopback port."""
+    with MirrorServer(SITES_DIR / "kcna_watch") as server:
+        yield server
+
+
+@pytest.fixture
+def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
+    """A sources file naming the kcna_watch mirror (outlet test modules name their own)."""
+    return write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+
+
+def export_jsonl(db_url: str) -> list[dict[str, Any]]:
+    """Every archived article, as `crawler export --format jsonl` prints it."""
+    result = run_cli("export", "--format", "jsonl", db_url=db_url)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def crawl_runs(archive: Archive | str) -> list[CrawlRun]:
+    """Every crawl_runs row, oldest first, from an open archive or a URL."""
+    opened = Archive(archive) if isinstance(archive, str) else archive
+    try:
+        with opened.sessions() as session:
+            found = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
+            session.expunge_all()
+            return found
+    finally:
+        if opened is not archive:
+            opened.dispose()
 
 
 def write_sources(path: Path, base_urls: dict[str, str], **settings: object) -> Path:

@@ -23,7 +23,7 @@ from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.pipelines.clean import clean_article
 from crawler.spiders.al_mayadeen import AlMayadeenSpider
 from crawler.spiders.base import ListingEntry
-from tests.conftest import crawl, run_cli, write_sources
+from tests.conftest import crawl, export_jsonl, write_sources
 from tests.expected import assert_matches_expected, load_expected
 from tests.pages import page_response
 
@@ -258,12 +258,6 @@ def sources_file(tmp_path: Path, mayadeen: MirrorServer) -> Path:
     return write_sources(tmp_path / "sources.toml", {"al_mayadeen": mayadeen.base_url})
 
 
-def export(db_url: str) -> list[dict[str, Any]]:
-    result = run_cli("export", "--format", "jsonl", db_url=db_url)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
 def route_text(path: str) -> str:
     """The template text the mirror serves at path ({{BASE}} still in it)."""
     site = SITES_DIR / "al_mayadeen"
@@ -291,7 +285,7 @@ def last_run(db_url: str) -> CrawlRun:
 def test_crawl_matches_expected_and_obeys_robots(db_url, mayadeen, sources_file):
     result = crawl("al_mayadeen", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert_matches_expected(records, "al_mayadeen", mayadeen.base_url)
     for record in records:
         assert record["version"] == 1
@@ -325,11 +319,11 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, mayadeen, sources_file)
 
 def test_second_crawl_adds_nothing_and_fetches_no_article(db_url, mayadeen, sources_file):
     assert crawl("al_mayadeen", db_url=db_url, sources_file=sources_file).returncode == 0
-    first = export(db_url)
+    first = export_jsonl(db_url)
     mayadeen.clear_requests()
     result = crawl("al_mayadeen", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    second = export(db_url)
+    second = export_jsonl(db_url)
     assert [(r["id"], r["content_hash"]) for r in second] == [
         (r["id"], r["content_hash"]) for r in first
     ]
@@ -345,7 +339,7 @@ def test_crawl_of_a_changed_layout_archives_through_the_fallbacks(db_url, mayade
     mayadeen.override(KIM, changed_layout(route_text(KIM)))
     result = crawl("al_mayadeen", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = {r["url"]: r for r in export(db_url)}
+    records = {r["url"]: r for r in export_jsonl(db_url)}
     assert len(records) == 3
     want = expected_row(KIM)
     record = records[mayadeen.url(KIM)]
@@ -372,7 +366,7 @@ def test_a_failing_monthly_sitemap_is_recorded_and_the_older_month_still_crawled
     mayadeen.fail(SITEMAPS[1], 500)
     result = crawl("al_mayadeen", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [r["url"] for r in export(db_url)] == [mayadeen.url(SEOUL)]
+    assert [r["url"] for r in export_jsonl(db_url)] == [mayadeen.url(SEOUL)]
     run = last_run(db_url)
     assert run.status == "finished" and run.errors == 1 and run.articles_new == 1
     assert run.error_log is not None

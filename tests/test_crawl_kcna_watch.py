@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from crawler.db.models import Article, ArticleVersion, CrawlRun, Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
 from crawler.mirror import SITES_DIR, MirrorServer
-from tests.conftest import crawl, run_cli, write_sources
+from tests.conftest import crawl, export_jsonl
 from tests.expected import assert_matches_expected
 
 KIM_CHAEK = (
@@ -29,28 +27,11 @@ RECEPTION = (
 )
 
 
-@pytest.fixture
-def kcna() -> MirrorServer:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
-def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
-    return write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
-
-
-def export(db_url: str) -> list[dict]:
-    result = run_cli("export", "--format", "jsonl", db_url=db_url)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
 def test_crawl_matches_expected_and_obeys_robots(db_url, kcna, sources_file):
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "kcna_watch" in result.stdout and "finished" in result.stdout
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert_matches_expected(records, "kcna_watch", kcna.base_url)
     paths = kcna.paths()
     assert paths[0] == "/robots.txt"
@@ -68,11 +49,11 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, kcna, sources_file):
 
 def test_second_crawl_adds_nothing_and_fetches_no_article(db_url, kcna, sources_file):
     assert crawl("kcna_watch", db_url=db_url, sources_file=sources_file).returncode == 0
-    first = export(db_url)
+    first = export_jsonl(db_url)
     kcna.clear_requests()
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    second = export(db_url)
+    second = export_jsonl(db_url)
     assert [r["id"] for r in second] == [r["id"] for r in first]
     assert [r["content_hash"] for r in second] == [r["content_hash"] for r in first]
     assert not [p for p in kcna.paths() if p.startswith("/newstream/17")]
@@ -137,7 +118,7 @@ def test_a_500_on_one_article_is_recorded_and_the_crawl_completes(db_url, kcna, 
     kcna.fail(broken, 500)
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert len(records) == 3 and kcna.url(broken) not in {r["url"] for r in records}
     archive = Archive(db_url)
     with archive.sessions() as session:
@@ -152,7 +133,7 @@ def test_a_truncated_response_archives_nothing_of_that_page(db_url, kcna, source
     kcna.truncate(cut)
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert kcna.url(cut) not in {r["url"] for r in records} and len(records) == 3
     archive = Archive(db_url)
     with archive.sessions() as session:
@@ -179,7 +160,7 @@ def test_a_page_without_title_is_counted_and_not_stored(db_url, kcna, sources_fi
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
     assert UNTITLED in kcna.paths()
-    assert len(export(db_url)) == 4
+    assert len(export_jsonl(db_url)) == 4
     archive = Archive(db_url)
     with archive.sessions() as session:
         run = session.scalars(select(CrawlRun)).one()
@@ -205,7 +186,7 @@ def test_the_same_text_at_a_second_address_is_one_article_fetched_once(db_url, k
     )
     assert crawl("kcna_watch", db_url=db_url, sources_file=sources_file).returncode == 0
     assert ALIAS in kcna.paths()
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert len(records) == 4  # the alias is the same article as KIM_CHAEK
     kcna.clear_requests()
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)

@@ -8,39 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from sqlalchemy import select
-
 from crawler.context import ensure_source
-from crawler.db.models import CrawlRun, SourceLease, utcnow
+from crawler.db.models import SourceLease, utcnow
 from crawler.extensions import LEASE_LOST
-from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.scheduler import lease
-from tests.conftest import LOOPBACK, ROOT, crawl, write_sources
-from tests.test_scheduler import RODONG
+from tests.conftest import LOOPBACK, ROOT, crawl, crawl_runs, write_sources
+from tests.test_scheduler import RODONG, lease_rows
 from tests.test_scheduler_config import source
 
 ELSEWHERE = "archive-host-2:4242:0badcafe"  # a holder on another host: never guessed dead
-
-
-@pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-def leases(archive) -> list[SourceLease]:
-    with archive.sessions() as session:
-        return list(session.scalars(select(SourceLease)))
-
-
-def runs(archive) -> list[CrawlRun]:
-    with archive.sessions() as session:
-        return list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
 
 
 def test_a_source_running_elsewhere_is_not_crawled(archive, db_url, kcna, tmp_path):
@@ -51,8 +30,8 @@ def test_a_source_running_elsewhere_is_not_crawled(archive, db_url, kcna, tmp_pa
     assert result.returncode == 1
     assert "kcna_watch: not crawled: running elsewhere" in result.stderr
     assert ELSEWHERE in result.stderr
-    assert runs(archive) == [] and kcna.paths() == []
-    assert [(held.source_name, held.holder) for held in leases(archive)] == [
+    assert crawl_runs(archive) == [] and kcna.paths() == []
+    assert [(held.source_name, held.holder) for held in lease_rows(archive)] == [
         ("kcna_watch", ELSEWHERE)
     ]
 
@@ -74,7 +53,7 @@ def start_crawl(db_url: str, sources: Path, *args: str) -> subprocess.Popen[str]
 def lease_of_a_run(archive, process: subprocess.Popen[str]) -> SourceLease:
     """Wait until the crawl holds the source's lease with its run attached."""
     deadline = time.monotonic() + 60
-    while not (held := leases(archive)) or held[0].run_id is None:
+    while not (held := lease_rows(archive)) or held[0].run_id is None:
         assert process.poll() is None and time.monotonic() < deadline, "no lease with its run"
         time.sleep(0.1)
     return held[0]
@@ -88,7 +67,7 @@ def test_a_manual_crawl_holds_the_lease_while_it_runs_and_gives_it_back(
     first = start_crawl(db_url, sources)
     try:
         held = [lease_of_a_run(archive, first)]
-        (run,) = runs(archive)
+        (run,) = crawl_runs(archive)
         assert held[0].run_id == run.id and run.status == "running"
         # a second crawl of the same source meanwhile is refused, naming the run under way
         second = crawl("kcna_watch", db_url=db_url, sources_file=sources)
@@ -99,8 +78,8 @@ def test_a_manual_crawl_holds_the_lease_while_it_runs_and_gives_it_back(
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, stderr
-    assert leases(archive) == []
-    assert [(r.status, r.articles_new) for r in runs(archive)] == [("finished", 4)]
+    assert lease_rows(archive) == []
+    assert [(r.status, r.articles_new) for r in crawl_runs(archive)] == [("finished", 4)]
 
 
 def test_a_crawl_that_died_holding_the_lease_does_not_block_the_next(
@@ -116,10 +95,10 @@ def test_a_crawl_that_died_holding_the_lease_does_not_block_the_next(
     sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
     result = crawl("kcna_watch", db_url=db_url, sources_file=sources)
     assert result.returncode == 0, result.stderr
-    old, new = runs(archive)
+    old, new = crawl_runs(archive)
     assert old.id == dead and old.status == "interrupted" and old.finished_at is not None
     assert new.status == "finished" and new.articles_new == 4
-    assert leases(archive) == []
+    assert lease_rows(archive) == []
 
 
 def test_a_crawl_that_loses_its_lease_stops(archive, db_url, kcna, tmp_path):
@@ -138,9 +117,9 @@ def test_a_crawl_that_loses_its_lease_stops(archive, db_url, kcna, tmp_path):
             crawling.kill()
     assert crawling.returncode == 1
     assert LEASE_LOST in stderr
-    (run,) = runs(archive)
+    (run,) = crawl_runs(archive)
     assert run.status == "interrupted" and run.error_log.startswith(LEASE_LOST)
-    assert [(held.holder, held.run_id) for held in leases(archive)] == [(ELSEWHERE, None)]
+    assert [(held.holder, held.run_id) for held in lease_rows(archive)] == [(ELSEWHERE, None)]
 
 
 def test_a_crawl_stopped_at_once_leaves_no_lease_and_no_open_run(archive, db_url, kcna, tmp_path):
@@ -156,6 +135,6 @@ def test_a_crawl_stopped_at_once_leaves_no_lease_and_no_open_run(archive, db_url
     finally:
         if crawling.poll() is None:
             crawling.kill()
-    (run,) = runs(archive)
+    (run,) = crawl_runs(archive)
     assert run.status == "interrupted" and run.finished_at is not None
-    assert leases(archive) == []
+    assert lease_rows(archive) == []

@@ -14,7 +14,7 @@ from scrapy import Request
 from scrapy.http import HtmlResponse, TextResponse
 from sqlalchemy import select
 
-from crawler.db.models import CrawlRun, Snapshot
+from crawler.db.models import Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
 from crawler.items import ArticleItem
@@ -23,7 +23,7 @@ from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.pipelines.clean import clean_article
 from crawler.spiders.base import ListingEntry
 from crawler.spiders.islam_times import IslamTimesSpider
-from tests.conftest import crawl, run_cli, write_sources
+from tests.conftest import crawl, crawl_runs, export_jsonl, write_sources
 from tests.expected import assert_matches_expected, load_expected
 from tests.pages import TEST_BASE, make_spider, page_response, page_text
 
@@ -243,23 +243,6 @@ def sources_file(tmp_path: Path, islam_times: MirrorServer) -> Path:
     return write_sources(tmp_path / "sources.toml", {"islam_times": islam_times.base_url})
 
 
-def export(db_url: str) -> list[dict[str, Any]]:
-    result = run_cli("export", "--format", "jsonl", db_url=db_url)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def runs(db_url: str) -> list[CrawlRun]:
-    archive = Archive(db_url)
-    try:
-        with archive.sessions() as session:
-            found = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)).all())
-            session.expunge_all()
-            return found
-    finally:
-        archive.dispose()
-
-
 def disallowed() -> list[str]:
     robots = (SITE / "robots.txt").read_text(encoding="utf-8")
     return re.findall(r"^Disallow:\s*(\S+)", robots, flags=re.M)
@@ -268,7 +251,7 @@ def disallowed() -> list[str]:
 def test_crawl_matches_expected_and_obeys_robots(db_url, islam_times, sources_file):
     result = crawl("islam_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert_matches_expected(records, "islam_times", islam_times.base_url)
     ids = {r["url"]: r["outlet_article_id"] for r in records}
     assert ids == {islam_times.url(p): p.split("/")[3] for p in ARTICLES}
@@ -285,7 +268,7 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, islam_times, sources_fi
     # every article once; Featured Stories are not followed
     article_paths = [p for p in paths if IslamTimesSpider.article_path.search(p)]
     assert sorted(article_paths) == sorted(ARTICLES)
-    (run,) = runs(db_url)
+    (run,) = crawl_runs(db_url)
     assert run.status == "finished" and run.errors == 0 and run.articles_new == 3
     assert run.stats is not None and run.stats["charset/overruled"] == 1
     assert not [k for k in run.stats if k.startswith("fallback/")]
@@ -314,26 +297,26 @@ def test_an_article_robots_txt_disallows_is_not_fetched(db_url, islam_times, sou
     result = crawl("islam_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert TEHRAN not in islam_times.paths()
-    assert sorted(r["url"] for r in export(db_url)) == sorted(
+    assert sorted(r["url"] for r in export_jsonl(db_url)) == sorted(
         islam_times.url(p) for p in (LEBANON, MOSCOW)
     )
-    (run,) = runs(db_url)
+    (run,) = crawl_runs(db_url)
     assert run.stats is not None and run.stats["robotstxt/forbidden"] >= 1
 
 
 def test_second_crawl_adds_nothing_and_fetches_no_article(db_url, islam_times, sources_file):
     assert crawl("islam_times", db_url=db_url, sources_file=sources_file).returncode == 0
-    first = export(db_url)
+    first = export_jsonl(db_url)
     islam_times.clear_requests()
     result = crawl("islam_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    second = export(db_url)
+    second = export_jsonl(db_url)
     assert [(r["id"], r["content_hash"], r["version"]) for r in second] == [
         (r["id"], r["content_hash"], r["version"]) for r in first
     ]
     paths = islam_times.paths()
     assert not [p for p in paths if IslamTimesSpider.article_path.search(p)]
     assert LISTING in paths and LISTING_2 not in paths
-    first_run, second_run = runs(db_url)
+    first_run, second_run = crawl_runs(db_url)
     assert (first_run.articles_new, second_run.articles_new) == (3, 0)
     assert second_run.status == "finished" and second_run.articles_skipped == 3

@@ -39,12 +39,6 @@ def fetch(
 
 
 @pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
 def islam_times() -> Iterator[MirrorServer]:
     with MirrorServer(SITES_DIR / "islam_times") as server:
         yield server

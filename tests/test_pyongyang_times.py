@@ -24,7 +24,7 @@ from crawler.items import ArticleItem
 from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.spiders.base import ListingEntry
 from crawler.spiders.pyongyang_times import PyongyangTimesSpider
-from tests.conftest import LOOPBACK, ROOT, crawl, run_cli, write_sources
+from tests.conftest import LOOPBACK, ROOT, crawl, export_jsonl, write_sources
 from tests.expected import assert_matches_expected
 from tests.pages import TEST_BASE, make_spider, page_response, page_text, parse_items
 
@@ -206,12 +206,6 @@ def sources_file(tmp_path: Path, pyongyang: MirrorServer) -> Path:
     return write_sources(tmp_path / "sources.toml", {"pyongyang_times": pyongyang.base_url})
 
 
-def export(db_url: str) -> list[dict[str, Any]]:
-    result = run_cli("export", "--format", "jsonl", db_url=db_url)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
 def runs(db_url: str) -> list[CrawlRun]:
     archive = Archive(db_url)
     try:
@@ -226,7 +220,7 @@ def runs(db_url: str) -> list[CrawlRun]:
 def test_crawl_through_chromium_matches_expected(db_url, chromium, pyongyang, sources_file):
     result = crawl("pyongyang_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert_matches_expected(records, "pyongyang_times", pyongyang.base_url)
     assert {r["canonical_url"] for r in records} == {pyongyang.url(f"/?bbs={n}") for n in BBS}
     assert {r["outlet_article_id"] for r in records} == set(BBS)
@@ -266,7 +260,7 @@ def test_second_crawl_renders_the_homepage_and_fetches_no_article(
     assert not [p for p in pyongyang.paths() if p.startswith("/?bbs=")]
     _, second = runs(db_url)
     assert (second.status, second.articles_new, second.articles_skipped) == ("finished", 0, 3)
-    assert len(export(db_url)) == 3
+    assert len(export_jsonl(db_url)) == 3
 
 
 def test_robots_txt_is_obeyed_for_query_string_articles(db_url, chromium, pyongyang, sources_file):
@@ -274,7 +268,7 @@ def test_robots_txt_is_obeyed_for_query_string_articles(db_url, chromium, pyongy
     result = crawl("pyongyang_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "/?bbs=40402" not in pyongyang.paths()
-    urls = {r["url"] for r in export(db_url)}
+    urls = {r["url"] for r in export_jsonl(db_url)}
     assert urls == {pyongyang.url("/?bbs=40311"), pyongyang.url("/?bbs=40224")}
 
 
@@ -283,7 +277,7 @@ def test_the_listing_date_is_the_publication_date(db_url, chromium, pyongyang, s
     pyongyang.edit("/api/latest.json", '"2024-11-25"', '"2024-11-26"')
     result = crawl("pyongyang_times", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    record = next(r for r in export(db_url) if r["url"].endswith("/?bbs=40402"))
+    record = next(r for r in export_jsonl(db_url) if r["url"].endswith("/?bbs=40402"))
     # midnight in Pyongyang (UTC+9) is 15:00 UTC the day before
     assert record["published_at"] == "2024-11-25T15:00:00+00:00"
 
@@ -425,4 +419,4 @@ def test_missing_browser_fails_only_its_own_source(db_url, tmp_path, pyongyang):
     assert failed.error_log is not None
     assert "no-such-chromium" in failed.error_log
     assert "apt-get install chromium" in failed.error_log and "CRAWLER_CHROMIUM" in failed.error_log
-    assert {r["outlet"] for r in export(db_url)} == {"kcna_watch"}
+    assert {r["outlet"] for r in export_jsonl(db_url)} == {"kcna_watch"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from crawler.db.models import Article, ArticleTopic, ArticleVersion
 from crawler.db.queries import content_hash
 from crawler.db.session import Archive
 from crawler.items import ArticleItem, FetchedPage
-from crawler.mirror import SITES_DIR, MirrorServer
+from crawler.mirror import MirrorServer
 from crawler.replay import Replayer, reparse
 from crawler.text import split_paragraphs
 from tests.conftest import crawl, run_cli, write_sources
@@ -32,17 +31,6 @@ RODONG = (
     "rodong-sinmun-calls-for-thorough-preparations-for-next-years-farming/"
 )
 BOILERPLATE = "More From Pyongyang Times"
-
-
-@pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
-def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
-    return write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from crawler.db.models import CrawlRun, SourceLease
 from crawler.db.session import Archive
-from crawler.mirror import SITES_DIR, MirrorServer
+from crawler.mirror import MirrorServer
 from crawler.scheduler.jobs import JOBS_TABLE
-from tests.conftest import LOOPBACK, ROOT, run_cli, write_sources
+from tests.conftest import LOOPBACK, ROOT, crawl_runs, run_cli, write_sources
 
 T = TypeVar("T")
 
@@ -101,12 +101,6 @@ class Scheduler:
 
 
 @pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
 def schedulers(
     db_url: str, kcna: MirrorServer, tmp_path: Path
 ) -> Iterator[Callable[..., Scheduler]]:
@@ -156,14 +150,9 @@ def crawling(kcna: MirrorServer) -> bool:
     return len(articles - {RODONG}) >= 3
 
 
-def all_runs(archive: Archive) -> list[CrawlRun]:
-    with archive.sessions() as session:
-        return list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)))
-
-
 def final_runs(archive: Archive, at_least: int) -> Callable[[], list[CrawlRun] | None]:
     def check() -> list[CrawlRun] | None:
-        runs = all_runs(archive)
+        runs = crawl_runs(archive)
         done = [run for run in runs if run.status != "running"]
         return runs if len(done) >= at_least else None
 
@@ -191,7 +180,7 @@ def test_runs_happen_on_time_and_are_recorded(archive, kcna, tmp_path, scheduler
     wait_for("three finished runs", final_runs(archive, 3))
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0
-    runs = all_runs(archive)
+    runs = crawl_runs(archive)
     assert {run.status for run in runs} == {"finished"}
     assert {run.trigger for run in runs} == {"scheduled"}
     assert runs[0].articles_new == 4 and all(run.articles_new == 0 for run in runs[1:])
@@ -216,7 +205,7 @@ def test_two_schedulers_on_one_archive_never_overlap_a_source(archive, kcna, tmp
     first, second = schedulers(), schedulers()
 
     def contended() -> bool:
-        runs = [run for run in all_runs(archive) if run.status != "running"]
+        runs = [run for run in crawl_runs(archive) if run.status != "running"]
         busy = "running elsewhere" in first.log() + second.log()
         return len(runs) >= 4 and busy
 
@@ -224,7 +213,7 @@ def test_two_schedulers_on_one_archive_never_overlap_a_source(archive, kcna, tmp
     for scheduler in (first, second):
         scheduler.send(signal.SIGTERM)
     assert first.wait() == 0 and second.wait() == 0
-    runs = all_runs(archive)
+    runs = crawl_runs(archive)
     assert all(run.status == "finished" and run.finished_at for run in runs)
     runs.sort(key=lambda run: run.started_at)
     for before, after in itertools.pairwise(runs):
@@ -265,7 +254,7 @@ def test_a_killed_scheduler_restarted_closes_its_run_and_coalesces_missed_runs(
     due = job["next_run_time"]
     # the service stays down while two runs fall due
     wait_for("two missed runs", lambda: datetime.now(UTC) > due + interval + timedelta(seconds=1))
-    assert [run.status for run in all_runs(archive)] == ["running"]  # nobody closed it yet
+    assert [run.status for run in crawl_runs(archive)] == ["running"]  # nobody closed it yet
     restarted_at = datetime.now(UTC)
     second = schedulers("--lease-ttl", "10m")
     runs = wait_for("the catch-up run", final_runs(archive, 2))
@@ -286,7 +275,7 @@ def test_a_killed_scheduler_restarted_closes_its_run_and_coalesces_missed_runs(
     # (runs fall due on the grid of the first due time, every `interval`)
     next_regular = due + ((catch_up.finished_at - due) // interval + 1) * interval
     wait_for("the next regular run time", lambda: datetime.now(UTC) > next_regular)
-    early = [run for run in all_runs(archive)[2:] if run.started_at < next_regular]
+    early = [run for run in crawl_runs(archive)[2:] if run.started_at < next_regular]
     assert early == []
     second.send(signal.SIGTERM)
     assert second.wait() == 0
@@ -299,7 +288,7 @@ def test_sigterm_lets_a_running_crawl_finish(archive, kcna, tmp_path, schedulers
     wait_for("the crawl to be under way", lambda: crawling(kcna))
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0
-    runs = all_runs(archive)
+    runs = crawl_runs(archive)
     assert [(run.status, run.articles_new) for run in runs] == [("finished", 4)]
     log = scheduler.log()
     assert "stopping: no new runs; waiting up to 30s for kcna_watch" in log
@@ -314,7 +303,7 @@ def test_sigterm_stops_a_hung_crawl_after_the_grace_period(archive, kcna, tmp_pa
     wait_for("the crawl to hang", lambda: crawling(kcna))
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0
-    runs = all_runs(archive)
+    runs = crawl_runs(archive)
     assert [run.status for run in runs] == ["interrupted"]
     assert runs[0].finished_at is not None and "stopped by the scheduler" in runs[0].error_log
     assert "stopping kcna_watch" in scheduler.log()
@@ -328,7 +317,7 @@ def test_a_failed_run_is_retried_with_back_off_and_recorded(db_url, archive, tmp
     path = write_sources(tmp_path / "sources.toml", {"kcna_watch": f"http://127.0.0.1:{closed}"})
     scheduler = schedulers("--retries", "2")
     wait_for("the last retry", lambda: "no more retries" in scheduler.log())
-    runs = all_runs(archive)
+    runs = crawl_runs(archive)
     assert [(run.trigger, run.status) for run in runs] == [
         ("scheduled", "failed"),
         ("retry", "failed"),
@@ -378,7 +367,7 @@ def test_a_changed_sources_file_is_reconciled_on_sighup_and_restart(
     )
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0
-    count = len(all_runs(archive))
+    count = len(crawl_runs(archive))
     # enabled again with a cron line while the service is down: applied at start-up
     path.write_text(good.replace('every = "3s"', 'cron = "*/5 * * * *"'))
     restarted = schedulers()
@@ -388,4 +377,4 @@ def test_a_changed_sources_file_is_reconciled_on_sighup_and_restart(
     assert "kcna_watch: scheduled cron */5 * * * *, first run now" in restarted.log()
     restarted.send(signal.SIGTERM)
     assert restarted.wait() == 0
-    assert all(run.status == "finished" for run in all_runs(archive))
+    assert all(run.status == "finished" for run in crawl_runs(archive))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,14 @@ from sqlalchemy import select
 
 from crawler.db.models import Article, Snapshot
 from crawler.db.session import Archive
-from crawler.mirror import SITES_DIR, MirrorServer
+from crawler.mirror import MirrorServer
 from crawler.show import unified_diff, version_text
-from tests.conftest import crawl, run_cli, write_sources
+from tests.conftest import crawl, run_cli
 
 KIM_CHAEK = (
     "/newstream/1732523411-283960/"
     "kim-chaek-university-of-technology-boosts-r-d-links-with-industry/"
 )
-
-
-@pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
-def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
-    return write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from crawler.config import BUNDLED_TOPICS, ConfigError
 from crawler.db.models import ArticleTopic, Topic
-from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.topics import (
     Topics,
     alias_pattern,
@@ -226,12 +225,6 @@ def test_topics_apply_rejects_a_bad_file(db_url, tmp_path):
     result = run_cli("topics", "apply", "--topics", str(topics), db_url=db_url)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "topic 'x'" in result.stderr
-
-
-@pytest.fixture
-def kcna() -> MirrorServer:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
 
 
 def test_crawled_articles_are_tagged_when_stored(db_url, kcna, tmp_path):

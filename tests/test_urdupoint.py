@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,14 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crawler.db.models import CrawlRun, Snapshot
+from crawler.db.models import Snapshot
 from crawler.db.session import Archive
 from crawler.items import ArticleItem
 from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.pipelines.clean import clean_article
 from crawler.spiders.base import ListingEntry
 from crawler.spiders.urdupoint import UrdupointSpider
-from tests.conftest import crawl, run_cli, write_sources
+from tests.conftest import crawl, crawl_runs, export_jsonl, write_sources
 from tests.expected import assert_matches_expected, load_expected
 from tests.pages import TEST_BASE, make_spider, page_response, page_text
 
@@ -187,23 +186,6 @@ def sources_file(tmp_path: Path, urdupoint: MirrorServer) -> Path:
     return write_sources(tmp_path / "sources.toml", {"urdupoint": urdupoint.base_url})
 
 
-def export(db_url: str) -> list[dict[str, Any]]:
-    result = run_cli("export", "--format", "jsonl", db_url=db_url)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def runs(db_url: str) -> list[CrawlRun]:
-    archive = Archive(db_url)
-    try:
-        with archive.sessions() as session:
-            found = list(session.scalars(select(CrawlRun).order_by(CrawlRun.id)).all())
-            session.expunge_all()
-            return found
-    finally:
-        archive.dispose()
-
-
 def disallowed() -> list[str]:
     robots = (SITES_DIR / "urdupoint" / "robots.txt").read_text(encoding="utf-8")
     return re.findall(r"^Disallow:\s*(\S+)", robots, flags=re.M)
@@ -221,7 +203,7 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, urdupoint, sources_file
     )
     result = crawl("urdupoint", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = export(db_url)
+    records = export_jsonl(db_url)
     assert_matches_expected(records, "urdupoint", urdupoint.base_url)
     for record in records:
         assert record["version"] == 1 and record["language"] == "en"
@@ -242,7 +224,7 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, urdupoint, sources_file
     archive.dispose()
     # no listing page and no feed is archived
     assert sorted(archived) == sorted(urdupoint.url(p) for p in ARTICLES)
-    (run,) = runs(db_url)
+    (run,) = crawl_runs(db_url)
     assert run.status == "finished" and run.articles_new == 3
     # the refused link is not fetched, and politeness is not counted as an error
     assert run.errors == 0 and run.error_log is None
@@ -254,11 +236,11 @@ def test_crawl_matches_expected_and_obeys_robots(db_url, urdupoint, sources_file
 
 def test_second_crawl_adds_nothing_and_fetches_no_article(db_url, urdupoint, sources_file):
     assert crawl("urdupoint", db_url=db_url, sources_file=sources_file).returncode == 0
-    first = export(db_url)
+    first = export_jsonl(db_url)
     urdupoint.clear_requests()
     result = crawl("urdupoint", db_url=db_url, sources_file=sources_file)
     assert result.returncode == 0, result.stderr
-    second = export(db_url)
+    second = export_jsonl(db_url)
     assert [(r["id"], r["content_hash"], r["version"]) for r in second] == [
         (r["id"], r["content_hash"], r["version"]) for r in first
     ]
@@ -266,6 +248,6 @@ def test_second_crawl_adds_nothing_and_fetches_no_article(db_url, urdupoint, sou
     assert not [p for p in paths if UrdupointSpider.article_path.search(p)]
     # the first listing page held only known articles: page 2 is not walked again
     assert LISTING in paths and LISTING_2 not in paths
-    first_run, second_run = runs(db_url)
+    first_run, second_run = crawl_runs(db_url)
     assert (first_run.articles_new, second_run.articles_new) == (3, 0)
     assert second_run.status == "finished" and second_run.articles_skipped == 3

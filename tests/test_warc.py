@@ -21,9 +21,9 @@ from warcio.warcwriter import WARCWriter
 from crawler.db.models import Article, ArticleVersion, Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
-from crawler.mirror import SITES_DIR, MirrorServer
+from crawler.mirror import MirrorServer
 from crawler.warc import http_headers, status_line
-from tests.conftest import crawl, fresh_archive_url, run_cli, write_sources
+from tests.conftest import crawl, fresh_archive_url, run_cli
 from tests.pages import page_text
 
 KIM_CHAEK = (
@@ -34,17 +34,6 @@ RODONG = (
     "/newstream/1733392519-286102/"
     "rodong-sinmun-calls-for-thorough-preparations-for-next-years-farming/"
 )
-
-
-@pytest.fixture
-def kcna() -> Iterator[MirrorServer]:
-    with MirrorServer(SITES_DIR / "kcna_watch") as server:
-        yield server
-
-
-@pytest.fixture
-def sources_file(tmp_path: Path, kcna: MirrorServer) -> Path:
-    return write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
 
 
 @pytest.fixture
