@@ -4,7 +4,7 @@ Generates N synthetic articles (default 1,000,000) straight into a fresh SQLite 
 the project's own migrations (so the FTS5 index is filled by its triggers, as in production),
 then measures:
 
-- search: p50/p95 of `crawler.search.search()` for a one-word and a phrase query (many runs);
+- search: p50/p95 of `crawler.read.search.search()` for a one-word and a phrase query (many runs);
 - export: `crawler export --format jsonl` of 10,000 and of 100,000 articles in a child process
   each, its time and peak RSS (memory must stay flat: 100k close to 10k);
 - stats: `crawler.stats.collect_stats()` in-process, and the `crawler stats` command end to end.
@@ -231,7 +231,7 @@ def percentile(values: list[float], share: float) -> float:
 def time_search(url: str, query: str, repeat: int) -> tuple[float, float, float]:
     """(p50, p95, max) in ms of `repeat` searches for the top 20 hits."""
     from crawler.db.session import Archive
-    from crawler.search import search
+    from crawler.read.search import search
 
     archive = Archive(url)
     try:
@@ -251,7 +251,7 @@ def matches(url: str, query: str) -> int:
     """How many articles the query matches (its document frequency)."""
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
-        from crawler.search import fts5_query
+        from crawler.read.search import fts5_query
 
         row = conn.execute(
             "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (fts5_query(query),)
@@ -326,7 +326,7 @@ def time_export(path: Path, count: int, out_dir: Path) -> tuple[float, float, in
 def time_stats(url: str, repeat: int = 5) -> float:
     """The slowest of `repeat` in-process collect_stats() runs, in seconds."""
     from crawler.db.session import Archive
-    from crawler.stats import collect_stats
+    from crawler.read.stats import collect_stats
 
     archive = Archive(url)
     try:

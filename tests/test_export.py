@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from crawler.db.models import Article, Snapshot, Source
 from crawler.db.queries import store_payload
 from crawler.db.session import Archive
-from crawler.export import EXPORT_FIELDS, ArticleFilter, iter_records, write_jsonl
+from crawler.read.export import EXPORT_FIELDS, ArticleFilter, iter_records, write_jsonl
 from tests.conftest import run_cli
 
 # The fields every export carries, in this order, and how each is read off the archive.

@@ -12,9 +12,9 @@ from sqlalchemy import delete, func, select
 from crawler.db.models import Article, Source
 from crawler.db.queries import archive_article, content_hash
 from crawler.db.session import Archive, upgrade
-from crawler.export import ArticleFilter
 from crawler.items import ArticleItem
-from crawler.search import MARK_END, MARK_START, SearchError, fts5_query, search
+from crawler.read.export import ArticleFilter
+from crawler.read.search import MARK_END, MARK_START, SearchError, fts5_query, search
 from crawler.topics import apply_topics, load_topics
 from tests.conftest import run_cli
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from crawler.db.models import Article, Snapshot
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer
-from crawler.show import unified_diff, version_text
+from crawler.read.show import unified_diff, version_text
 from tests.conftest import crawl, run_cli
 
 KIM_CHAEK = (

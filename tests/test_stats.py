@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crawler.db.models import CrawlRun, Source
-from crawler.stats import collect_stats, sparkline
+from crawler.read.stats import collect_stats, sparkline
 from crawler.topics import apply_topics, load_topics
 from tests.conftest import run_cli
 from tests.test_search import add_article

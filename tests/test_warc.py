@@ -22,7 +22,7 @@ from crawler.db.models import Article, ArticleVersion, Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer
-from crawler.warc import http_headers, status_line
+from crawler.read.warc import http_headers, status_line
 from tests.conftest import crawl, fresh_archive_url, run_cli
 from tests.pages import page_text
 

@@ -10,7 +10,7 @@ engine has its own full-text machinery and neither has the other's.
 - SQLite: an FTS5 external-content table `articles_fts` over articles.title and articles.body
   (rowid = articles.id), kept in step by triggers on articles, tokenised by `unicode61` with
   diacritics removed (case-folds every script, splits on anything that is not a letter or
-  digit). crawler/search.py ranks by bm25 with the title weighing ten times the body.
+  digit). crawler/read/search.py ranks by bm25 with the title weighing ten times the body.
 - PostgreSQL: a `search_vector` tsvector column (title weight A, body weight B) with a GIN index,
   kept in step by a trigger. A trigger rather than a generated column so that the frequent
   updates that touch neither title nor body (last_seen_at) do not re-tokenise the article.

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from crawler.db.models import Article, Source
-from crawler.export import ArticleFilter
+from crawler.read.export import ArticleFilter
 
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"

@@ -1,0 +1,182 @@
+"""What every `crawler` command shares: the app, its consoles, options and error helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawler.config import ConfigError, SourcesFile, database_url, load_sources, sources_path
+
+app = typer.Typer(
+    help="Archive news outlets: crawl them, keep every version, query the archive.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the archive (env CRAWLER_DATABASE_URL; "
+        "default sqlite:///data/archive.db).",
+        show_default=False,
+    ),
+]
+SourcesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources",
+        help="Sources file (env CRAWLER_SOURCES; default: the bundled crawler/sources.toml).",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def sources_file(path: Path | None) -> SourcesFile:
+    try:
+        return load_sources(sources_path(path))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def check_sources(path: Path | None) -> None:
+    """A --sources file given to a command that does not crawl is still checked."""
+    if path is not None:
+        sources_file(path)
+
+
+def open_archive(db: str | None, migrate: bool | None = None) -> Any:
+    from crawler.db.session import Archive
+
+    try:
+        return Archive(database_url(db), migrate=migrate)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a server that is down, a file that is not a database, ...
+        raise fail(f"cannot open the archive {database_url(db)!r}: {exc}") from None
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """A --since/--until value: an ISO date or date-time (UTC when no offset is given)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} {value!r} is not a date like 2024-07-19") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# How the counters of `warc import` and `reparse` are shown.
+OUTCOME_LABELS = {
+    "new": "new articles",
+    "updated": "new versions",
+    "unchanged": "unchanged",
+    "older": "older captures (snapshot kept, text not)",
+    "invalid": "no title or body (not archived)",
+}
+
+
+def progress_bar(label: str, enabled: bool) -> Any:
+    """A rich progress bar on stderr (a no-op when not enabled)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for key in (*OUTCOME_LABELS, *sorted(set(counts) - set(OUTCOME_LABELS))):
+        if counts.get(key):
+            label = OUTCOME_LABELS.get(key) or (key if "/" in key else f"skipped: {key}")
+            table.add_row(label, str(counts[key]))
+    return table
+
+
+def require_known(archive: Any, kind: str, column: Any, value: str | None) -> None:
+    """Fail naming `value` when the archive holds no such outlet or topic."""
+    if value is None:
+        return
+    from rich.markup import escape
+    from sqlalchemy import select
+
+    with archive.sessions() as session:
+        names = list(session.scalars(select(column).order_by(column)))
+    if value not in names:
+        archive.dispose()
+        known = ", ".join(names) or "none"
+        raise fail(escape(f"no {kind} {value!r} in the archive ({kind}s: {known})"))
+
+
+def require_outlet(archive: Any, outlet: str | None) -> None:
+    from crawler.db.models import Source
+
+    require_known(archive, "outlet", Source.name, outlet)
+
+
+TopicsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--topics",
+        help="Topics file (env CRAWLER_TOPICS; default: the bundled crawler/topics.toml).",
+        show_default=False,
+    ),
+]
+
+
+def check_topics() -> None:
+    """Fail with the reason when the topics file (CRAWLER_TOPICS or bundled) is unusable."""
+    from rich.markup import escape
+
+    from crawler.topics import load_topics
+
+    try:
+        load_topics()
+    except ConfigError as exc:
+        raise fail(escape(str(exc))) from None
+
+
+def require_topic(archive: Any, topic: str | None) -> None:
+    from crawler.db.models import Topic
+
+    require_known(archive, "topic", Topic.name, topic)
+
+
+def marked(snippet: str, style: str | None) -> Any:
+    """A snippet with its highlighted words styled (or in [brackets] when `style` is None)."""
+    import re
+
+    from rich.text import Text
+
+    from crawler.read.search import MARK_END, MARK_START
+
+    if style is None:
+        return Text(snippet.replace(MARK_START, "[").replace(MARK_END, "]"))
+    text = Text()
+    for n, part in enumerate(re.split(f"[{MARK_START}{MARK_END}]", snippet)):
+        text.append(part, style=style if n % 2 else None)
+    return text

@@ -1,0 +1,250 @@
+"""`crawler search`, `show`, `export` and `stats`: reading the archive."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawler.cli.common import (
+    DbOption,
+    SourcesOption,
+    app,
+    check_sources,
+    err,
+    fail,
+    marked,
+    open_archive,
+    out,
+    parse_when,
+    require_topic,
+)
+from crawler.config import ConfigError
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(metavar="ID|URL", help="The article's id or URL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the article as JSON.")] = False,
+    db: DbOption = None,
+    sources: SourcesOption = None,
+) -> None:
+    """One article: its metadata, every version with the changes between them, its snapshots."""
+    check_sources(sources)
+    import json
+
+    from crawler.read.show import article_history, find_article, print_history
+
+    archive = open_archive(db)
+    try:
+        with archive.sessions() as session:
+            article = find_article(session, ref)
+            history = article_history(session, article) if article is not None else None
+    finally:
+        archive.dispose()
+    if history is None:
+        if ref.strip().isdigit():
+            raise fail(f"no article with id {ref.strip()}", 1)
+        if ref.strip().lower().startswith(("http://", "https://")):
+            raise fail(f"no article with URL {ref.strip()!r}", 1)
+        raise fail(f"{ref!r} is neither an article id nor a URL", 1)
+    if as_json:
+        sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_history(out, history)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='SQLite: FTS5 syntax (words, "a phrase", AND, OR, NOT, NEAR(a b, 5), '
+            'prefix*); PostgreSQL: web-search syntax (words, "a phrase", OR, -word, prefix*).'
+        ),
+    ],
+    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    db: DbOption = None,
+    sources: SourcesOption = None,
+) -> None:
+    """Full-text search of titles and bodies: the best hits first, each with a snippet."""
+    check_sources(sources)
+    import json
+
+    from rich.markup import escape
+    from rich.text import Text
+
+    from crawler.read.export import ArticleFilter
+    from crawler.read.search import SearchError, search
+    from crawler.read.stats import day_label
+
+    filters = ArticleFilter(
+        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
+    )
+    archive = open_archive(db)
+    require_topic(archive, topic)
+    try:
+        with archive.sessions() as session:
+            hits = search(session, query, filters, limit)
+    except SearchError as exc:
+        raise fail(escape(str(exc))) from None
+    finally:
+        archive.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    if not hits:
+        err.print(escape(f"no article matches {query!r}"), highlight=False)
+        return
+    style = "bold yellow" if out.is_terminal else None
+    for position, hit in enumerate(hits, 1):
+        out.print(Text(f"{position:>2}. ").append(hit.title, style="bold"), soft_wrap=True)
+        where = f"{hit.outlet} · {day_label(hit.published_at)} · #{hit.id} · {hit.url}"
+        out.print(Text("    " + where, style="dim"), soft_wrap=True)
+        out.print(Text("    ").append_text(marked(hit.snippet, style)), soft_wrap=True)
+
+
+@app.command("stats")
+def stats_command(
+    topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    db: DbOption = None,
+    sources: SourcesOption = None,
+) -> None:
+    """Per outlet: articles, oldest and newest, articles per day (30 days), last run; per topic."""
+    check_sources(sources)
+    import json
+
+    from rich.markup import escape
+
+    from crawler.read.stats import collect_stats, day_label, sparkline
+    from crawler.topics import load_topics
+
+    try:
+        fingerprints = {n: t.fingerprint for n, t in load_topics().topics.items()}
+    except ConfigError as exc:
+        err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
+        fingerprints = None
+    archive = open_archive(db)
+    require_topic(archive, topic)
+    try:
+        with archive.sessions() as session:
+            figures = collect_stats(session, topic=topic, fingerprints=fingerprints)
+    finally:
+        archive.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2) + "\n")
+        return
+    days = f"articles per day {figures.days[0]} .. {figures.days[-1]}"
+    title = f"outlets{f' (topic {topic})' if topic else ''}; {days}"
+    table = Table(title=title, title_justify="left")
+    for column in ("outlet", "articles", "oldest", "newest", "last 30 days", "last run"):
+        table.add_column(column, justify="right" if column == "articles" else "left", no_wrap=True)
+    for outlet in figures.outlets:
+        run = outlet.last_run
+        table.add_row(
+            outlet.outlet,
+            str(outlet.articles),
+            day_label(outlet.oldest),
+            day_label(outlet.newest),
+            f"{sparkline(list(outlet.per_day.values()))} {outlet.recent}",
+            f"{run.started_at:%Y-%m-%d %H:%M} {run.status}" if run else "never",
+        )
+    # A pipe gets the whole table rather than one cut to 80 columns.
+    console = out if out.is_terminal else Console(width=max(out.width, 120))
+    console.print(table)
+    topics_table = Table(title="topics", title_justify="left")
+    topics_table.add_column("topic")
+    topics_table.add_column("articles", justify="right")
+    for row in figures.topics:
+        note = " (tags out of date: run `crawler topics apply`)" if row.up_to_date is False else ""
+        topics_table.add_row(row.topic + note, str(row.articles))
+    out.print(topics_table)
+
+
+@app.command()
+def export(
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl, csv or parquet.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default stdout).")
+    ] = None,
+    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
+    db: DbOption = None,
+    sources: SourcesOption = None,
+) -> None:
+    """Write the archive's articles, one per line (JSONL, CSV) or row (Parquet)."""
+    check_sources(sources)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import func, select
+
+    from crawler.db.models import Article, Source
+    from crawler.read.export import (
+        ArticleFilter,
+        iter_records,
+        write_csv,
+        write_jsonl,
+        write_parquet,
+    )
+
+    if format not in ("jsonl", "csv", "parquet"):
+        raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
+    if format == "parquet" and output is None:
+        raise fail("--format parquet needs -o FILE")
+    filters = ArticleFilter(
+        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
+    )
+    archive = open_archive(db)
+    require_topic(archive, topic)
+    try:
+        with archive.sessions() as session:
+            total = session.scalar(
+                filters.apply(
+                    select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
+                )
+            )
+            records = iter_records(session, filters)
+            show = output is not None and err.is_terminal
+            with Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=not show,
+            ) as bar:
+                task = bar.add_task("export", total=total)
+
+                def tick() -> None:
+                    bar.advance(task)
+
+                if format == "parquet":
+                    assert output is not None
+                    count = write_parquet(records, str(output), tick)
+                else:
+                    with (
+                        output.open("w", encoding="utf-8", newline="")
+                        if output
+                        else contextlib.nullcontext(sys.stdout)
+                    ) as stream:
+                        writer = write_jsonl if format == "jsonl" else write_csv
+                        count = writer(records, stream, tick)
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    finally:
+        archive.dispose()
+    if output is not None:
+        err.print(f"exported {count} articles to {output}")
