@@ -11,7 +11,7 @@ the articles archived, and what a reader of the archive would call damage:
     halves    articles without their snapshot, article snapshots without an article
     open      runs still `running` after the final crawl
 
-    python bench/kills.py [--kills 20] [--articles 2000] [--max-delay 12]
+    python bench/kills.py [--kills 20] [--articles 2000] [--max-delay 15]
                           [--postgres postgresql+psycopg://postgres@127.0.0.1:54329/postgres]
 
 Exits 1 when anything was lost, doubled, corrupt, half-written or left open.
@@ -129,6 +129,9 @@ def audit(db_url: str, expected: set[str]) -> dict[str, int]:
             snapshots = session.scalar(select(func.count(Snapshot.id))) or 0
     finally:
         archive.dispose()
+    missing = sorted(expected - set(urls))
+    if missing:
+        print("lost, for instance:", *missing[:5], sep="\n  ")
     return {
         "archived": len(set(urls) & expected),
         "lost": len(expected - set(urls)),
@@ -196,7 +199,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs before the final crawl")
     parser.add_argument("--articles", type=int, default=2000, help="articles on the site")
     parser.add_argument(
-        "--max-delay", type=float, default=12.0, help="latest kill, seconds after start"
+        "--max-delay", type=float, default=15.0, help="latest kill, seconds after start"
     )
     parser.add_argument("--postgres", help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--seed", type=int, default=8, help="random seed of the kill times")

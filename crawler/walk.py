@@ -34,9 +34,10 @@ from crawler.db.queries import (
     KnownUrl,
     WalkState,
     add_pending,
+    count_attempts,
     known_among,
+    pending_urls,
     save_walk,
-    take_pending,
     walk_states,
 )
 from crawler.urls import canonicalize
@@ -103,7 +104,14 @@ class Walks:
         self._progress = {}
         with self._guard(), context.archive.transaction() as session:
             self._states = walk_states(session, context.source_id)
-            return take_pending(session, context.source_id, self.max_attempts)
+            return pending_urls(session, context.source_id, self.max_attempts)
+
+    def attempted(self, urls: list[str]) -> None:
+        """Pending addresses about to be fetched: one more attempt each (a URL that fails for
+        good is given up after CRAWLER_PENDING_ATTEMPTS runs that fetched it)."""
+        context = self.context
+        with self._guard(), context.archive.transaction() as session:
+            count_attempts(session, context.source_id, urls)
 
     def known(self, urls: Iterable[str]) -> dict[str, KnownUrl]:
         """The known ones among `urls`, by the URL as given (its canonical form counts too)."""

@@ -184,6 +184,7 @@ def test_a_capped_walk_goes_on_where_it_stopped_next_run(db_url, site, generated
     assert len(archived_urls(db_url)) == 100
     assert crawl_runs(db_url)[-1].walk == "stopped at page 2"
     new = site.add_articles(10)  # published meanwhile: on top, pushing the rest down
+    generated.reload()
     walked = []
     for _ in range(8):
         assert crawl("kcna_watch", db_url=db_url, sources_file=capped).returncode == 0

@@ -430,24 +430,33 @@ def record_urls(
     session.execute(statement, rows)
 
 
-def take_pending(session: Session, source_id: int, max_attempts: int) -> list[str]:
-    """The source's pending addresses not given up on yet, oldest first; each counts as one
-    more attempt."""
-    where = (
-        _ARTICLE_URLS.c.source_id == source_id,
-        _ARTICLE_URLS.c.state == PENDING,
-        _ARTICLE_URLS.c.attempts < max_attempts,
-    )
-    urls = list(
+def pending_urls(session: Session, source_id: int, max_attempts: int) -> list[str]:
+    """The source's pending addresses not given up on yet, oldest first."""
+    return list(
         session.scalars(
-            select(_ARTICLE_URLS.c.url).where(*where).order_by(_ARTICLE_URLS.c.found_at)
+            select(_ARTICLE_URLS.c.url)
+            .where(
+                _ARTICLE_URLS.c.source_id == source_id,
+                _ARTICLE_URLS.c.state == PENDING,
+                _ARTICLE_URLS.c.attempts < max_attempts,
+            )
+            .order_by(_ARTICLE_URLS.c.found_at)
         )
     )
-    if urls:
+
+
+def count_attempts(session: Session, source_id: int, urls: list[str]) -> None:
+    """One more attempt at each of these pending addresses (they are being fetched)."""
+    for start in range(0, len(urls), 500):
         session.execute(
-            update(_ARTICLE_URLS).where(*where).values(attempts=_ARTICLE_URLS.c.attempts + 1)
+            update(_ARTICLE_URLS)
+            .where(
+                _ARTICLE_URLS.c.source_id == source_id,
+                _ARTICLE_URLS.c.state == PENDING,
+                _ARTICLE_URLS.c.url.in_(urls[start : start + 500]),
+            )
+            .values(attempts=_ARTICLE_URLS.c.attempts + 1)
         )
-    return urls
 
 
 # -- discovery walks -------------------------------------------------------------------------------

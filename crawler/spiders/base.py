@@ -170,6 +170,10 @@ class NewsSpider(Spider):
         self._pending = []
         if not pending or self.crawler.engine is None:
             return
+        try:
+            self.walks.attempted(pending)
+        except ArchiveUnavailable:
+            return
         self._inc("discovery/pending_fetched", len(pending))
         for request in self._requests_for([ListingEntry(url=url) for url in pending], {}):
             self.crawler.engine.crawl(request)
