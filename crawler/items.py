@@ -30,7 +30,7 @@ class ArticleItem:
     outlet: str
     url: str
     title: str | None
-    body: list[str]
+    body: list[str] = field(repr=False)  # logs name an item by its URL, never print its text
     timezone: str = "UTC"
     published: datetime | None = None
     author: str | None = None
@@ -48,6 +48,8 @@ class ArticleItem:
     content_hash: str | None = None
     snapshot_id: int | None = None
     snapshot_sha256: str | None = None
+    # why the validate stage turned it down (stored as a snapshot and a rejected URL only)
+    rejected: str | None = None
 
 
 @dataclass
@@ -56,3 +58,4 @@ class NotModifiedItem:
 
     outlet: str
     url: str
+    article_id: int | None = None

@@ -29,10 +29,12 @@ from crawler.config import ConfigError, SourceConfig, SourcesFile, project_setti
 from crawler.context import ensure_source
 from crawler.db.models import Article, Snapshot, Source, utcnow
 from crawler.db.queries import (
+    ARCHIVED,
     Outcome,
     archive_article,
     find_article,
     payload_bytes,
+    record_urls,
     store_snapshot,
     supersede,
 )
@@ -210,6 +212,9 @@ def archive_replayed(
         return "older"
     # archive_article never moves last_seen_at backwards for an older capture
     outcome, stored = archive_article(session, source_id, item, seen_at=page.fetched_at)
+    # its addresses are known now: a crawl does not fetch them again
+    urls = {page.requested_url, page.final_url, item.url, item.canonical_url}
+    record_urls(session, source_id, urls, ARCHIVED, stored.id, item.snapshot_id)
     if outcome is not Outcome.UNCHANGED:
         replayer.tagger.tag(session, stored.id, item, new=outcome is Outcome.NEW)
     return outcome.value

@@ -36,8 +36,8 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = os.environ.get("CRAWLER_LOG_LEVEL", "INFO")
 
+# The snapshot is written by the store stage, in the page's one transaction with its article.
 ITEM_PIPELINES = {
-    "crawler.pipelines.snapshot.SnapshotPipeline": 100,
     "crawler.pipelines.clean.CleanPipeline": 200,
     "crawler.pipelines.validate.ValidatePipeline": 300,
     "crawler.pipelines.deduplicate.DeduplicatePipeline": 400,

@@ -171,6 +171,7 @@ def runs(
         table.add_column(column)
     for column in ("pages", "new", "updated", "errors"):
         table.add_column(column, justify="right")
+    table.add_column("walk")
     for record in records:
         took = record["duration_seconds"]
         table.add_row(
@@ -184,6 +185,7 @@ def runs(
             str(record["articles_new"]),
             str(record["articles_updated"]),
             str(record["errors"]),
+            record["walk"] or "-",
         )
     out.print(table)
 

@@ -89,6 +89,8 @@ class CrawlRun(Base):
     errors: Mapped[int] = mapped_column(default=0)
     error_log: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any] | None]
+    # how far the run's discovery walks got: "complete" or "stopped at page N" (see SourceWalk)
+    walk: Mapped[str | None] = mapped_column(String(200))
 
     source: Mapped[Source] = relationship()
 
@@ -129,6 +131,8 @@ class Article(Base):
         Index("ix_articles_source_content_hash", "source_id", "content_hash"),
         # per-outlet counts and newest/oldest dates (`crawler stats`) read this index only
         Index("ix_articles_source_published", "source_id", "published_at"),
+        # `crawler show URL` and the --refresh path find an article by the address it came from
+        Index("ix_articles_source_url", "source_id", "url"),
     )
     # The full-text index is not modelled: SQLite keeps it in the FTS5 table `articles_fts`,
     # PostgreSQL in the trigger-maintained column `search_vector` (migration 0003).
@@ -184,6 +188,54 @@ class ArticleVersion(Base):
     superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class ArticleUrl(Base):
+    """An article address of a source and where it stands.
+
+    `pending`: found by a walk (feed, listing, sitemap) and not archived yet; the next run
+    fetches it first. `archived`: an article was stored from it, in the same transaction as its
+    snapshot (`article_id` is that article, `snapshot_id` the newest snapshot fetched there).
+    `rejected`: fetched and deliberately not archived (no title or no body). A URL is *known*,
+    and not fetched again, only when archived or rejected.
+    """
+
+    __tablename__ = "article_urls"
+    __table_args__ = (Index("ix_article_urls_source_state", "source_id", "state"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(String(10))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    # runs that took it from the pending list without archiving it
+    attempts: Mapped[int] = mapped_column(default=0)
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceWalk(Base):
+    """How far the last walk of one discovery entry point (a paginated listing's first page, a
+    sitemap index) got.
+
+    `complete`: it reached the listing's end, or a page archived already where an earlier
+    complete walk began, so everything the entry point lists is archived or pending. Otherwise
+    the next run resumes at `next_url` (page `next_page`) once it has walked the newest pages;
+    `covered` says whether a page there that is archived already ends the walk (an earlier
+    complete walk covered what follows) or whether it goes on to the listing's end.
+    """
+
+    __tablename__ = "source_walks"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    entry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    covered: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_url: Mapped[str | None] = mapped_column(Text)
+    next_page: Mapped[int | None]
+    pages: Mapped[int] = mapped_column(default=0)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SourceLease(Base):

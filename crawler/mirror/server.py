@@ -521,6 +521,12 @@ class MirrorServer:
         with self._lock:
             self._delay[path] = seconds
 
+    def reload(self) -> None:
+        """Read routes.json again (a generated site that published new pages)."""
+        routes = _load_routes(self.site_dir)
+        with self._lock:
+            self._routes = routes
+
     def reset(self) -> None:
         """Drop every override and fault, back to the site as routes.json describes it."""
         with self._lock:

@@ -1,4 +1,4 @@
-"""Stage 2: normalise whitespace and Unicode, join the body, put dates in UTC."""
+"""Stage 1: normalise whitespace and Unicode, join the body, put dates in UTC."""
 
 from __future__ import annotations
 

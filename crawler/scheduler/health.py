@@ -52,6 +52,7 @@ def recent_runs(
                 "articles_invalid": run.articles_invalid,
                 "errors": run.errors,
                 "error_log": run.error_log,
+                "walk": run.walk,
             }
         )
     return records
