@@ -222,8 +222,9 @@ _BINARY_CONTROLS = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 def binary_kind(body: bytes, encoding: str | None = None) -> str | None:
     """What the bytes are when they are not text (`a PNG image`, `binary data`), else None.
 
-    Known file signatures first; otherwise a NUL byte or more than one in ten bytes a control
-    character in the first 8 KiB. UTF-16 and UTF-32 (by byte-order mark or declaration) are text.
+    Known file signatures first; otherwise more than one in twenty of the first 8 KiB a control
+    character that text does not use (random or compressed bytes have one in ten; a page with a
+    stray NUL or escape stays text). UTF-16 and UTF-32 (by byte-order mark or declaration) are text.
     """
     head = body[:_SAMPLE]
     for signature, kind in _SIGNATURES:
@@ -232,7 +233,7 @@ def binary_kind(body: bytes, encoding: str | None = None) -> str | None:
     wide = (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf-32"))
     if not head or wide or (read_bom(head)[0] or "").startswith(("utf-16", "utf-32")):
         return None
-    if b"\x00" in head or len(_BINARY_CONTROLS.findall(head)) * 10 > len(head):
+    if len(_BINARY_CONTROLS.findall(head)) * 20 > len(head):
         return "binary data"
     return None
 
