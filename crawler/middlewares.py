@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 UTF8 = "utf-8"
 WEB_SCHEMES = frozenset({"http", "https"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -294,7 +295,8 @@ def allowed_sites(source: SourceConfig) -> frozenset[str]:
     sites = {base} if base else set()
     if base and not re.fullmatch(r"[\d.:]+|\[.*", base):
         sites.add(base[4:] if base.startswith("www.") else "www." + base)
-    sites.update(host.lower() for host in source.allowed_hosts)
+    # a declared default port is no port: site_of() leaves it out too
+    sites.update(re.sub(r":(80|443)$", "", host.lower()) for host in source.allowed_hosts)
     return frozenset(sites)
 
 
@@ -390,7 +392,12 @@ class SiteRedirectMiddleware(_GuardedRedirects, RedirectMiddleware):
         except IgnoreRequest as exc:
             raise self.too_many(request, exc) from exc
         location = response.headers.get("Location")
-        if result is response and location and 300 <= response.status < 400:
+        if (
+            result is response
+            and location
+            and response.status in REDIRECT_STATUSES
+            and not request.meta.get("dont_redirect", False)
+        ):
             target = response.urljoin(location.decode("latin-1"))
             if urlsplit(target).scheme.lower() not in WEB_SCHEMES:
                 raise refuse(
@@ -465,6 +472,9 @@ class PageSizeMiddleware(HttpCompressionMiddleware):
             raise self.too_large(request, "once decompressed") from exc
 
     def process_exception(self, request: Request, exception: Exception) -> None:
+        # The handler cancels a download announced larger than the bound with a message naming
+        # the max size, and one that grows past it without a message (a timeout has its own
+        # DownloadTimeoutError).
         if isinstance(exception, (DownloadCancelledError, CancelledError)) and (
             "max size" in str(exception) or not str(exception)
         ):

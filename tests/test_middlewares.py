@@ -98,6 +98,10 @@ def test_allowed_sites_are_the_base_host_its_www_twin_and_the_declared_hosts():
         "www.news.test",
         "news.test",
     }
+    assert allowed_sites(news_source(allowed_hosts=("cdn.test:443", "media.test:8443"))) >= {
+        "cdn.test",
+        "media.test:8443",
+    }
     assert allowed_sites(SourceConfig(name="x", base_url="http://127.0.0.1:8080")) == {
         "127.0.0.1:8080"
     }
@@ -289,14 +293,19 @@ def test_a_compressed_page_under_the_maximum_is_inflated():
     assert crawler.errors == []
 
 
-def test_a_download_cut_off_at_the_maximum_is_recorded():
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Expected to receive 5000 bytes which is larger than download max size (1000)",
+        "",  # the body grew past the bound as it streamed (no Content-Length)
+    ],
+)
+def test_a_download_cut_off_at_the_maximum_is_recorded(message):
     crawler = make_crawler(news_source(max_page_size=1000))
     middleware = PageSizeMiddleware.from_crawler(crawler)
     request = Request(f"{BASE}/big")
     middleware.process_request(request)
-    cut = DownloadCancelledError(
-        "Expected to receive 5000 bytes which is larger than download max size (1000)"
-    )
+    cut = DownloadCancelledError(message)
     with pytest.raises(PageRefused):
         middleware.process_exception(request, cut)
     assert crawler.errors[0][1].startswith("larger than the maximum page size (1000 bytes)")
