@@ -92,6 +92,20 @@ def test_a_link_to_another_host_is_not_fetched_and_is_recorded(db_url, kcna, oth
     assert len(urls) == ARTICLES_SERVED and all(u.startswith(kcna.base_url) for u in urls)
 
 
+def test_a_feed_item_on_another_host_is_not_fetched(db_url, kcna, other_host, tmp_path):
+    reception = "/newstream/1734001822-287305/"
+    kcna.edit(
+        "/newstream/feed/",
+        f"<link>{{{{BASE}}}}{reception}",
+        f"<link>{other_host.base_url}{reception}",
+    )
+    run = run_crawl(db_url, sources(tmp_path, kcna))
+    assert other_host.requests == []
+    assert f"{other_host.base_url}{reception}" in (run.error_log or "")
+    assert run.stats["refused/offsite"] == 1
+    assert len(export_jsonl(db_url)) == ARTICLES_SERVED  # the listing names it on the site
+
+
 def test_a_host_the_source_declares_is_fetched(db_url, kcna, other_host, tmp_path):
     foreign = other_host.url(RODONG)
     list_on_listing(kcna, foreign)
