@@ -304,10 +304,11 @@ class SiteScopeMiddleware:
     """Lets a crawl fetch only http(s) URLs on its source's own site (see `allowed_sites`).
 
     Runs before every other downloader middleware, so a refused URL costs no request at all,
-    not even for its robots.txt. A link to another host or scheme (`file:`, `data:`, `ftp:`
-    ...) is recorded in the run's error log and counted as `refused/offsite` or
-    `refused/scheme`. Spiders without a source (not one of the outlets') are held to the
-    schemes only. Switched off with `SITE_SCOPE_ENABLED = False`.
+    not even for its robots.txt; a response that comes from another URL than was asked (a
+    browser that followed a redirect itself) is checked too. A link to another host or scheme
+    (`file:`, `data:`, `ftp:` ...) is recorded in the run's error log and counted as
+    `refused/offsite` or `refused/scheme`. Spiders without a source (not one of the outlets')
+    are held to the schemes only. Switched off with `SITE_SCOPE_ENABLED = False`.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -324,6 +325,16 @@ class SiteScopeMiddleware:
         if problem is not None:
             reason, stat = problem
             raise refuse(self.crawler, request, reason, stat)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        # A browser (a rendered listing) follows redirects itself: check where it ended up.
+        if response.url == request.url:
+            return response
+        problem = off_site(self.crawler, response.url)
+        if problem is not None:
+            reason, stat = problem
+            raise refuse(self.crawler, request, f"answered from {response.url}: {reason}", stat)
+        return response
 
 
 def off_site(crawler: Crawler, url: str) -> tuple[str, str] | None:

@@ -139,6 +139,24 @@ def test_urls_off_the_site_are_refused_and_recorded(url, stat_key, reason):
     assert stat(crawler, stat_key) == 1 and stat(crawler, "archive/errors") == 1
 
 
+def test_a_response_a_browser_fetched_from_off_the_site_is_refused():
+    crawler = make_crawler(news_source())
+    middleware = SiteScopeMiddleware.from_crawler(crawler)
+    request = Request(f"{BASE}/", meta={"playwright": True})
+    moved = HtmlResponse(f"{BASE}/home", body=b"<p>x</p>", request=request)
+    assert middleware.process_response(request, moved) is moved
+    away = HtmlResponse("http://127.0.0.2/internal/admin", body=b"<p>x</p>", request=request)
+    with pytest.raises(PageRefused):
+        middleware.process_response(request, away)
+    assert crawler.errors == [
+        (
+            f"{BASE}/",
+            "answered from http://127.0.0.2/internal/admin: not fetched: 127.0.0.2 is not the "
+            "source's site (news.test, www.news.test; more with allowed_hosts in the sources file)",
+        )
+    ]
+
+
 def test_a_spider_without_a_source_is_held_to_the_schemes_only():
     middleware = SiteScopeMiddleware.from_crawler(make_crawler())
     assert middleware.process_request(Request("https://anywhere.test/")) is None
