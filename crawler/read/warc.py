@@ -26,6 +26,7 @@ from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
 from warcio.warcwriter import WARCWriter
 
 from crawler import __version__
+from crawler.config import DEFAULT_MAX_PAGE_SIZE
 from crawler.db.models import Payload, Snapshot, Source
 from crawler.items import FetchedPage
 
@@ -148,8 +149,13 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def read_warc(stream: IO[bytes]) -> Iterator[FetchedPage | str]:
-    """Every record of a WARC: a response as the page it carries, else why it is no page."""
+def read_warc(
+    stream: IO[bytes], max_page_size: int = DEFAULT_MAX_PAGE_SIZE
+) -> Iterator[FetchedPage | str]:
+    """Every record of a WARC: a response as the page it carries, else why it is no page.
+
+    A page is read up to `max_page_size` bytes once decoded, the crawl's bound: a larger one
+    (however small its compressed record) is skipped without being held in memory."""
     try:
         for record in ArchiveIterator(stream):
             if record.format != "warc":
@@ -171,8 +177,11 @@ def read_warc(stream: IO[bytes]) -> Iterator[FetchedPage | str]:
             except ValueError:
                 yield "response with a malformed status line or date"
                 continue
-            # content_stream() undoes any chunked transfer and content encoding
-            body = record.content_stream().read()
+            # content_stream() undoes any chunked transfer and content encoding, as it streams
+            body = record.content_stream().read(max_page_size + 1)
+            if len(body) > max_page_size:
+                yield f"larger than the maximum page size ({max_page_size} bytes)"
+                continue
             yield FetchedPage(
                 requested_url=url,
                 final_url=url,

@@ -24,6 +24,7 @@ from crawler.context import source_config
 from crawler.db.queries import KnownUrl
 from crawler.extract import PageMetadata, generic_paragraphs
 from crawler.items import ArticleItem, FetchedPage, NotModifiedItem
+from crawler.middlewares import PageRefused
 from crawler.signals import page_error
 from crawler.text import normalize_text
 from crawler.walk import ArchiveUnavailable, Walks, WalkStep
@@ -416,6 +417,8 @@ class NewsSpider(Spider):
     def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        if isinstance(failure.value, PageRefused):
+            return  # the middleware that refused it has recorded why in the run's error log
         if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
             # robots.txt said no (or a middleware chose to drop it): politeness, not a failure
             self._inc("archive/requests_ignored")
