@@ -15,6 +15,7 @@ from crawler.config import SourceConfig, project_settings
 from crawler.db.models import CrawlRun, Source
 from crawler.db.queries import newest_runs
 from crawler.db.session import Archive
+from crawler.extensions import CrawlProgress, ProgressBoard
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,19 @@ def run_crawls(
     settings: Settings,
     *,
     refresh: bool = False,
+    board: ProgressBoard | None = None,
 ) -> list[RunSummary]:
-    """Crawl the sources concurrently in this process and summarise each run from the archive."""
+    """Crawl the sources concurrently in this process and summarise each run from the archive.
+
+    `board` (the live display) is fed by each crawler's signals; it is never put in the
+    settings, which Scrapy deep-copies (a display holds locks and a terminal)."""
     process = CrawlerProcess(settings)
     crawlers = []
+    feeds = []  # signal receivers are weak references: kept alive until the crawls end
     for source in sources:
         crawler = process.create_crawler(source.name)
+        if board is not None:
+            feeds.append(CrawlProgress(crawler, board))
         crawlers.append((source, crawler))
         process.crawl(crawler, refresh=refresh)
     process.start()

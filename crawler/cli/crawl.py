@@ -98,12 +98,11 @@ def crawl(
         chosen = [s for s in chosen if s.name not in busy]
         board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None
         if board is not None:
-            settings.set("CRAWLER_PROGRESS_BOARD", board, priority="cmdline")
             settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
         summaries: list[RunSummary] = []
         if chosen:
             with board if board is not None else contextlib.nullcontext():
-                summaries = run_crawls(chosen, settings, refresh=refresh)
+                summaries = run_crawls(chosen, settings, refresh=refresh, board=board)
     finally:
         if leases is not None:
             leases.release()

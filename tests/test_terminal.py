@@ -1,0 +1,84 @@
+"""What a person sees in a terminal: `crawl`, `search`, `show` and `schedule` run under a
+pseudo-terminal, their screen read back through a terminal emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, crawl
+from tests.terminal import run_in_terminal
+
+DEFENCE_RECEPTION = (
+    "/newstream/1732960512-284951/"
+    "dprk-ministry-of-national-defence-hosts-reception-for-russian-military-delegation/"
+)
+TREATY_RECEPTION = (
+    "/newstream/1734001822-287305/"
+    "russian-ambassador-hosts-reception-on-ratification-of-dprk-russia-treaty/"
+)
+
+
+def env_for(db_url: str, sources_file: Path) -> dict[str, str]:
+    return {"CRAWLER_DATABASE_URL": db_url, "CRAWLER_SOURCES": str(sources_file)}
+
+
+@pytest.fixture
+def crawled(db_url: str, sources_file: Path) -> str:
+    """The archive after a crawl of the kcna_watch mirror."""
+    result = crawl("kcna_watch", db_url=db_url, sources_file=sources_file)
+    assert result.returncode == 0, result.stderr
+    return db_url
+
+
+def test_crawl_draws_its_live_display_and_the_summary(db_url, sources_file):
+    run = run_in_terminal("crawl", "kcna_watch", *LOOPBACK, env=env_for(db_url, sources_file))
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.raw
+    assert "crawling" in run.raw  # the live display was drawn while the crawl ran
+    lines = run.screen.splitlines()
+    row = next(line for line in lines if "│ kcna_watch" in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[:5] == ["kcna_watch", "1", "finished", "8", "4"]
+    assert "crawl summary" in run.screen
+    # the live display is gone from the screen once the crawl is over
+    assert "crawling" not in run.screen.replace("crawl summary", "")
+
+
+def test_search_on_a_terminal_highlights_and_shows_whole_urls(crawled, sources_file, kcna):
+    run = run_in_terminal("search", "delegation", env=env_for(crawled, sources_file))
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.raw
+    assert "\x1b[1;33m" in run.raw  # the matched words are highlighted
+    assert kcna.url(DEFENCE_RECEPTION) in run.unwrapped
+    assert " 1. " in run.screen
+
+
+def test_show_on_a_terminal_prints_the_article(crawled, sources_file, kcna):
+    url = kcna.url(DEFENCE_RECEPTION)
+    run = run_in_terminal("show", url, env=env_for(crawled, sources_file))
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.raw
+    screen = run.screen
+    assert "DPRK Ministry of National Defence hosts reception" in screen
+    assert "versions (1)" in screen and "snapshots (1)" in screen
+
+
+def test_schedule_on_a_terminal_prints_a_line_per_run_start_and_end(db_url, sources_file):
+    run = run_in_terminal(
+        "schedule",
+        "--jitter",
+        "0",
+        *LOOPBACK,
+        env=env_for(db_url, sources_file),
+        stop_when="kcna_watch: run 1 finished",
+        timeout=120,
+    )
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.raw
+    lines = run.screen.splitlines()
+    assert any(line.endswith("kcna_watch: run 1 started (scheduled)") for line in lines), run
+    finished = [line for line in lines if "kcna_watch: run 1 finished" in line]
+    assert len(finished) == 1 and "8 pages, 4 new, 0 updated, 0 errors" in finished[0], run
+    assert lines[-1].endswith("scheduler stopped")
