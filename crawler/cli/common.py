@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,12 +24,33 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from crawler import __version__
+
+        print(f"crawler (news-archive-crawler) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Archive news outlets: crawl them, keep every version, query the archive."""
+
+
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
         help="SQLAlchemy URL of the archive (env CRAWLER_DATABASE_URL; "
-        "default sqlite:///data/archive.db).",
+        "default: archive.db in the user data folder, e.g. ~/.local/share/news-archive-crawler).",
         show_default=False,
     ),
 ]
@@ -59,15 +82,98 @@ def check_sources(path: Path | None) -> None:
         sources_file(path)
 
 
-def open_archive(db: str | None, migrate: bool | None = None) -> Any:
-    from crawler.db.session import Archive
+_PASSWORD_IN_URL = re.compile(r"(//[^:/@\s]*:)[^@/\s]*@")
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: its password hidden (as SQLAlchemy renders it)."""
+    from sqlalchemy.engine import make_url
 
     try:
-        return Archive(database_url(db), migrate=migrate)
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: hide what looks like a password anyway
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line, without SQLAlchemy's link to its documentation."""
+    orig = getattr(exc, "orig", None)  # the driver's own message says what went wrong
+    text = str(orig if orig is not None else exc).split("(Background on this error at:")[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite archive URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") == "true" and parsed.database.startswith("file:"):
+        from urllib.parse import urlsplit  # sqlite:///file:PATH?mode=ro&uri=true
+
+        return Path(urlsplit(parsed.database).path)
+    return Path(parsed.database)
+
+
+def open_archive(db: str | None, migrate: bool | None = None, *, read_only: bool = False) -> Any:
+    """The archive the options name; a one-line error (exit 2) when it cannot be used.
+
+    A command that only reads (`read_only`) refuses a SQLite file that does not exist rather
+    than creating an empty archive; one that writes refuses a file it cannot write."""
+    from crawler.db.session import Archive
+
+    url = database_url(db)
+    shown = shown_url(url)
+    path = sqlite_file(url)
+    if path is not None and read_only and not path.exists():
+        raise fail(
+            f"no archive at {path} (crawl into it first, or name another with --db or "
+            "CRAWLER_DATABASE_URL)"
+        )
+    if path is not None and not read_only and path.exists():
+        folder = path.parent
+        if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+            where = path if not os.access(path, os.W_OK) else folder
+            raise fail(f"cannot write to the archive {path}: {where} is read-only")
+    try:
+        archive = Archive(url, migrate=migrate)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc).replace(url, shown)) from None
     except Exception as exc:  # a server that is down, a file that is not a database, ...
-        raise fail(f"cannot open the archive {database_url(db)!r}: {exc}") from None
+        raise fail(
+            f"cannot open the archive {shown}: {one_line(exc).replace(url, shown)}"
+        ) from None
+    if not read_only:
+        try:
+            refusal = write_refusal(archive)
+        except Exception as exc:
+            refusal = one_line(exc)
+        if refusal is not None:
+            archive.dispose()
+            raise fail(f"cannot write to the archive {shown}: {refusal}")
+    return archive
+
+
+def write_refusal(archive: Any) -> str | None:
+    """Why the archive cannot be written to (a read-only file or session), else None.
+
+    Asked before a crawl starts, so that it fails in one line rather than in its first write."""
+    with archive.engine.connect() as connection:
+        if archive.dialect == "sqlite":
+            # setting the header's user version to what it is writes nothing new, but is a write
+            version = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+            connection.exec_driver_sql(f"PRAGMA user_version = {version}")
+            connection.commit()
+        elif (
+            archive.dialect == "postgresql"
+            and connection.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+        ):
+            return "the database session is read-only"
+    return None
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:

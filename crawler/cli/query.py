@@ -40,7 +40,7 @@ def show(
 
     from crawler.read.show import article_history, find_article, print_history
 
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             article = find_article(session, ref)
@@ -91,7 +91,7 @@ def search_command(
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
@@ -136,7 +136,7 @@ def stats_command(
     except ConfigError as exc:
         err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
         fingerprints = None
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
@@ -207,7 +207,7 @@ def export(
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:

@@ -148,7 +148,7 @@ def runs(
     from crawler.scheduler.display import format_duration, format_time
     from crawler.scheduler.health import known_source_names, recent_runs
 
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             records = recent_runs(session, source, limit)
@@ -205,7 +205,7 @@ def health(
     from crawler.scheduler.health import health_problems
 
     config = sources_file(sources)
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             problems = health_problems(session, config.enabled(), failures)

@@ -49,7 +49,7 @@ def warc_export(
     from crawler.read.warc import SnapshotFilter, write_warc
 
     filters = SnapshotFilter(outlet, parse_when(since, "--since"))
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     require_outlet(archive, outlet)
     partial = output.with_name(output.name + ".part")
     try:
