@@ -3,7 +3,9 @@ there, the version, the demo."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crawler import __version__
-from tests.conftest import run_cli
+from tests.conftest import BACKEND, run_cli
 
 READ_ONLY_COMMANDS = [
     ["search", "Shoigu"],
@@ -76,3 +78,39 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout == f"crawler (news-archive-crawler) {__version__}\n"
+
+
+def test_demo_keeps_its_archive_and_ends_with_the_next_commands(request, tmp_path):
+    """On SQLite the demo's own archive in the user data folder; on PostgreSQL one given by
+    --db. Either way the commands it suggests work as printed."""
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    args = ["demo"]
+    if BACKEND == "postgresql":
+        db_url = request.getfixturevalue("db_url")
+        args += ["--db", db_url]
+    else:
+        db_url = f"sqlite:///{tmp_path / 'data' / 'news-archive-crawler' / 'demo.db'}"
+    result = run_from(tmp_path, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("The demo archive is kept"))
+    assert db_url in lines[start]
+    suggested = [shlex.split(line) for line in lines[start + 1 :]]
+    assert [words[:2] for words in suggested] == [
+        ["crawler", "search"],
+        ["crawler", "show"],
+        ["crawler", "stats"],
+        ["crawler", "export"],
+    ]
+    for words in suggested:
+        ran = run_from(tmp_path, *words[1:], env=env)
+        assert ran.returncode == 0, (words, ran.stderr)
+        assert (ran.stdout + ran.stderr).strip(), words
+    exported = ran.stderr
+    assert exported.startswith("exported ") and (tmp_path / "articles.csv").stat().st_size > 1000
+    # run again: a fresh demo archive, not one growing with every demo
+    if BACKEND == "sqlite":
+        assert run_from(tmp_path, "demo", env=env).returncode == 0
+        runs = run_from(tmp_path, "runs", "--json", "--db", db_url, env=env)
+        assert sorted(run["id"] for run in json.loads(runs.stdout)) == [1, 2, 3, 4, 5]
+        assert run_from(tmp_path, *suggested[-1][1:], env=env).stderr == exported

@@ -121,20 +121,25 @@ def crawl(
 def demo(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Archive URL (default: a fresh temporary SQLite file)."),
+        typer.Option(
+            "--db",
+            help="Archive URL (default: demo.db in the user data folder, made afresh each time).",
+            show_default=False,
+        ),
     ] = None,
     sources: SourcesOption = None,
 ) -> None:
     """Serve the bundled offline mirror of the outlets, crawl it and show what was archived."""
     check_sources(sources)
-    from crawler.demo import run_demo
+    from crawler.demo import fresh_demo_archive, next_commands, run_demo
 
+    url = db or fresh_demo_archive()
     with tempfile.TemporaryDirectory(prefix="crawler-demo-") as tmp:
-        url = db or f"sqlite:///{Path(tmp) / 'demo.db'}"
         try:
             code = run_demo(url, Path(tmp), out, err)
         except ConfigError as exc:
             raise fail(str(exc)) from None
+    out.print(next_commands(url, default=db is None), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
