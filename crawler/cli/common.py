@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -174,6 +176,32 @@ def write_refusal(archive: Any) -> str | None:
         ):
             return "the database session is read-only"
     return None
+
+
+def refuse_archive_as_output(output: Path, db: str | None) -> None:
+    """Fail when `-o` names the archive's own file (or its journal): writing there destroys it."""
+    path = sqlite_file(database_url(db))
+    if path is None:
+        return
+    target = output.resolve()
+    own = [path.resolve(), *(path.resolve().with_name(path.name + x) for x in SQLITE_SIDE_FILES)]
+    if target in own or (output.exists() and path.exists() and os.path.samefile(output, path)):
+        raise fail(f"-o {output}: that is the archive itself ({path}); write to another file")
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+@contextmanager
+def written_atomically(target: Path) -> Iterator[Path]:
+    """A temporary file beside `target`, renamed to it once the block succeeds (else removed):
+    an export that fails half-way leaves `target` as it was."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:

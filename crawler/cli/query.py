@@ -22,7 +22,9 @@ from crawler.cli.common import (
     open_archive,
     out,
     parse_when,
+    refuse_archive_as_output,
     require_topic,
+    written_atomically,
 )
 from crawler.config import ConfigError
 
@@ -38,8 +40,21 @@ def show(
     check_sources(sources)
     import json
 
-    from crawler.read.show import article_history, find_article, print_history
+    from rich.markup import escape
 
+    from crawler.read.show import (
+        MAX_ID,
+        article_history,
+        find_article,
+        is_article_id,
+        print_history,
+    )
+
+    url = ref.strip().lower().startswith(("http://", "https://"))
+    if is_article_id(ref) and int(ref) > MAX_ID:
+        raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
+    if not url and not is_article_id(ref):
+        raise fail(escape(f"{ref!r} is neither an article id nor a URL"))
     archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
@@ -48,11 +63,9 @@ def show(
     finally:
         archive.dispose()
     if history is None:
-        if ref.strip().isdigit():
+        if is_article_id(ref):
             raise fail(f"no article with id {ref.strip()}", 1)
-        if ref.strip().lower().startswith(("http://", "https://")):
-            raise fail(f"no article with URL {ref.strip()!r}", 1)
-        raise fail(f"{ref!r} is neither an article id nor a URL", 1)
+        raise fail(escape(f"no article with URL {ref.strip()!r}"), 1)
     if as_json:
         sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -204,13 +217,18 @@ def export(
         raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
     if format == "parquet" and output is None:
         raise fail("--format parquet needs -o FILE")
+    if output is not None:
+        refuse_archive_as_output(output, db)
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
     archive = open_archive(db, read_only=True)
     require_topic(archive, topic)
     try:
-        with archive.sessions() as session:
+        with (
+            archive.sessions() as session,
+            written_atomically(output) if output else contextlib.nullcontext() as partial,
+        ):
             total = session.scalar(
                 filters.apply(
                     select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
@@ -232,16 +250,18 @@ def export(
                     bar.advance(task)
 
                 if format == "parquet":
-                    assert output is not None
-                    count = write_parquet(records, str(output), tick)
+                    assert partial is not None
+                    count = write_parquet(records, str(partial), tick)
                 else:
                     with (
-                        output.open("w", encoding="utf-8", newline="")
-                        if output
+                        partial.open("w", encoding="utf-8", newline="")
+                        if partial
                         else contextlib.nullcontext(sys.stdout)
                     ) as stream:
                         writer = write_jsonl if format == "jsonl" else write_csv
                         count = writer(records, stream, tick)
+    except BrokenPipeError:
+        raise  # the reader (`| head`) has stopped reading: the command stops quietly
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     finally:

@@ -39,6 +39,11 @@ from crawler.read.export import ArticleFilter
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"
 SNIPPET_WORDS = 24
+# Bounds of a query: a query of thousands of OR terms keeps the engine busy for minutes.
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_TERMS = 64
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR", "or"})
+_TERM = re.compile(r"\w+")
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
 _PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
@@ -133,8 +138,7 @@ def search(
     session: Session, query: str, filters: ArticleFilter | None = None, limit: int = 20
 ) -> list[SearchHit]:
     """The best `limit` articles for `query`, best first; SearchError for a malformed query."""
-    if not query.strip():
-        raise SearchError("the search query is empty")
+    check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
@@ -142,6 +146,22 @@ def search(
     if dialect == "postgresql":
         return _search_postgresql(session, query, filters, limit)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def check_bounds(query: str) -> None:
+    """SearchError unless the query has some text and stays within the bounds."""
+    if not query.strip():
+        raise SearchError("the search query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"the search query is {len(query):,} characters long; "
+            f"at most {MAX_QUERY_CHARS:,} are searched"
+        )
+    terms = sum(1 for word in _TERM.findall(query) if word not in _OPERATORS)
+    if terms > MAX_QUERY_TERMS:
+        raise SearchError(
+            f"the search query has {terms:,} words; at most {MAX_QUERY_TERMS} are searched"
+        )
 
 
 def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:

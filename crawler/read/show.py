@@ -29,11 +29,21 @@ VERSION_FIELDS = (
 )
 
 
+# The largest id a database column of 64 bits holds: a longer number names no article.
+MAX_ID = 2**63 - 1
+
+
+def is_article_id(ref: str) -> bool:
+    """Whether `ref` is written as an id: ASCII digits only (`²` is a digit to Python)."""
+    return ref.strip().isascii() and ref.strip().isdigit()
+
+
 def find_article(session: Session, ref: str) -> Article | None:
     """The article an id or a URL (as fetched or canonical) names, else None."""
     ref = ref.strip()
-    if ref.isdigit():
-        return session.get(Article, int(ref))
+    if is_article_id(ref):
+        number = int(ref)
+        return session.get(Article, number) if number <= MAX_ID else None
     if not ref.lower().startswith(("http://", "https://")):
         return None
     # (source_id, canonical_url) is indexed: try every outlet's canonical key first

@@ -30,6 +30,7 @@ from crawler.db.models import Payload, Snapshot, Source
 from crawler.items import FetchedPage
 
 BATCH = 200
+BLOCK_READ = 1 << 16
 # Renamed, not dropped, so a reader still sees how the page was sent.
 RENAMED_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
 ORIGINAL_PREFIX = "X-Archive-Orig-"
@@ -148,40 +149,74 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
+class WarcReader:
+    """Every record of a WARC: a response as the page it carries, else why it is no page.
+
+    After iterating, `records` is how many whole records were read and `ended_early` says
+    where the file stopped in the middle of a record (a truncated download or copy)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.records = 0
+        self.ended_early: str | None = None
+
+    def __iter__(self) -> Iterator[FetchedPage | str]:
+        try:
+            for record in ArchiveIterator(self.stream):
+                if record.format != "warc":
+                    raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
+                outcome = self._page(record)
+                if not self._complete(record):
+                    self.ended_early = f"in record {self.records + 1}" + (
+                        f" ({record.rec_headers.get_header('WARC-Target-URI')})"
+                        if record.rec_headers.get_header("WARC-Target-URI")
+                        else ""
+                    )
+                    return
+                self.records += 1
+                yield outcome
+        except ArchiveLoadFailed as exc:
+            reason = str(exc)  # may quote a whole line of binary junk
+            reason = reason if len(reason) <= 100 else reason[:100] + "..."
+            raise WarcError(f"not a readable WARC: {reason}") from None
+
+    @staticmethod
+    def _complete(record: Any) -> bool:
+        """Whether the record's whole block was in the file (read to its end first)."""
+        limit = getattr(record.raw_stream, "limit", None)
+        if limit is None:
+            return False  # its headers were cut before they gave the block's length
+        while record.raw_stream.read(BLOCK_READ):
+            pass
+        return bool(record.raw_stream.limit == 0)
+
+    @staticmethod
+    def _page(record: Any) -> FetchedPage | str:
+        if record.rec_type != "response":
+            return "not a response record"
+        if record.http_headers is None or not record.http_headers.get_statuscode():
+            return "response without HTTP headers"
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        date = record.rec_headers.get_header("WARC-Date")
+        if not url or not url.startswith(("http://", "https://")):
+            return "response for a non-HTTP URL"
+        try:
+            status = int(record.http_headers.get_statuscode())
+            fetched = iso_date_to_datetime(date, tz_aware=True) if date else None
+        except ValueError:
+            return "response with a malformed status line or date"
+        # content_stream() undoes any chunked transfer and content encoding
+        body = record.content_stream().read()
+        return FetchedPage(
+            requested_url=url,
+            final_url=url,
+            status=status,
+            headers=_headers(record.http_headers.headers),
+            body=body,
+            fetched_at=fetched or datetime.now(UTC),
+        )
+
+
 def read_warc(stream: IO[bytes]) -> Iterator[FetchedPage | str]:
     """Every record of a WARC: a response as the page it carries, else why it is no page."""
-    try:
-        for record in ArchiveIterator(stream):
-            if record.format != "warc":
-                raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
-            if record.rec_type != "response":
-                yield "not a response record"
-                continue
-            if record.http_headers is None or not record.http_headers.get_statuscode():
-                yield "response without HTTP headers"
-                continue
-            url = record.rec_headers.get_header("WARC-Target-URI")
-            date = record.rec_headers.get_header("WARC-Date")
-            if not url or not url.startswith(("http://", "https://")):
-                yield "response for a non-HTTP URL"
-                continue
-            try:
-                status = int(record.http_headers.get_statuscode())
-                fetched = iso_date_to_datetime(date, tz_aware=True) if date else None
-            except ValueError:
-                yield "response with a malformed status line or date"
-                continue
-            # content_stream() undoes any chunked transfer and content encoding
-            body = record.content_stream().read()
-            yield FetchedPage(
-                requested_url=url,
-                final_url=url,
-                status=status,
-                headers=_headers(record.http_headers.headers),
-                body=body,
-                fetched_at=fetched or datetime.now(UTC),
-            )
-    except ArchiveLoadFailed as exc:
-        reason = str(exc)  # may quote a whole line of binary junk
-        reason = reason if len(reason) <= 100 else reason[:100] + "..."
-        raise WarcError(f"not a readable WARC: {reason}") from None
+    return iter(WarcReader(stream))
