@@ -52,6 +52,7 @@ def recent_runs(
                 "articles_invalid": run.articles_invalid,
                 "errors": run.errors,
                 "error_log": run.error_log,
+                "stats": run.stats,  # Scrapy's counters: fallback/*, charset/*, downloader/*
             }
         )
     return records
