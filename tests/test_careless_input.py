@@ -220,3 +220,24 @@ def test_importing_a_truncated_warc_says_what_was_read(db_url, sources_file, tmp
     imported = export_jsonl(db_url)
     assert len(imported) == whole_records - 1  # every whole page, and nothing of the cut one
     assert re.search(rf"│ new articles +│ +{whole_records - 1} │", result.stdout), result.stdout
+
+
+def test_outlet_names_are_checked_and_may_be_repeated(db_url, sources_file, tmp_path):
+    assert crawl("kcna_watch", db_url=db_url, sources_file=sources_file).returncode == 0
+    for command in (["search", "reception"], ["export"], ["warc", "export", "-o", "x.warc.gz"]):
+        result = run_cli(*command, "--outlet", "kcna", db_url=db_url)
+        assert result.returncode == 2, command
+        assert result.stderr == "error: no outlet 'kcna' in the archive (outlets: kcna_watch)\n"
+    exported = run_cli("export", "--outlet", "urdupoint", "--outlet", "kcna_watch", db_url=db_url)
+    assert exported.returncode == 2  # every one is checked
+    assert "no outlet 'urdupoint'" in exported.stderr
+    _bulk(db_url, 3, 100)  # a second outlet, "bulk"
+
+    def outlets_exported(*names: str) -> list[str]:
+        args = [arg for name in names for arg in ("--outlet", name)]
+        result = run_cli("export", *args, db_url=db_url)
+        assert result.returncode == 0, result.stderr
+        return sorted(json.loads(line)["outlet"] for line in result.stdout.splitlines())
+
+    assert outlets_exported("bulk") == ["bulk"] * 3
+    assert outlets_exported("kcna_watch", "bulk") == ["bulk"] * 3 + ["kcna_watch"] * 4

@@ -251,22 +251,30 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
     return table
 
 
-def require_known(archive: Any, kind: str, column: Any, value: str | None) -> None:
-    """Fail naming `value` when the archive holds no such outlet or topic."""
-    if value is None:
+def require_known(archive: Any, kind: str, column: Any, value: str | list[str] | None) -> None:
+    """Fail naming `value` (or the first of several) when the archive holds no such outlet
+    or topic."""
+    if not value:
         return
     from rich.markup import escape
     from sqlalchemy import select
 
     with archive.sessions() as session:
         names = list(session.scalars(select(column).order_by(column)))
-    if value not in names:
-        archive.dispose()
-        known = ", ".join(names) or "none"
-        raise fail(escape(f"no {kind} {value!r} in the archive ({kind}s: {known})"))
+    for wanted in [value] if isinstance(value, str) else value:
+        if wanted not in names:
+            archive.dispose()
+            known = ", ".join(names) or "none"
+            raise fail(escape(f"no {kind} {wanted!r} in the archive ({kind}s: {known})"))
 
 
-def require_outlet(archive: Any, outlet: str | None) -> None:
+OutletsOption = Annotated[
+    list[str] | None,
+    typer.Option("--outlet", help="Only this outlet (repeat for several).", show_default=False),
+]
+
+
+def require_outlet(archive: Any, outlet: str | list[str] | None) -> None:
     from crawler.db.models import Source
 
     require_known(archive, "outlet", Source.name, outlet)

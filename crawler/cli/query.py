@@ -13,6 +13,7 @@ from rich.table import Table
 
 from crawler.cli.common import (
     DbOption,
+    OutletsOption,
     SourcesOption,
     app,
     check_sources,
@@ -23,6 +24,7 @@ from crawler.cli.common import (
     out,
     parse_when,
     refuse_archive_as_output,
+    require_outlet,
     require_topic,
     written_atomically,
 )
@@ -81,7 +83,7 @@ def search_command(
             'prefix*); PostgreSQL: web-search syntax (words, "a phrase", OR, -word, prefix*).'
         ),
     ],
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    outlet: OutletsOption = None,
     since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
     until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
@@ -105,6 +107,7 @@ def search_command(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
     archive = open_archive(db, read_only=True)
+    require_outlet(archive, outlet)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
@@ -192,7 +195,7 @@ def export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File (default stdout).")
     ] = None,
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    outlet: OutletsOption = None,
     since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
     until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
@@ -223,6 +226,7 @@ def export(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
     archive = open_archive(db, read_only=True)
+    require_outlet(archive, outlet)
     require_topic(archive, topic)
     try:
         with (

@@ -9,6 +9,7 @@ import typer
 
 from crawler.cli.common import (
     DbOption,
+    OutletsOption,
     SourcesOption,
     app,
     check_sources,
@@ -36,7 +37,7 @@ app.add_typer(warc_app, name="warc")
 @warc_app.command("export")
 def warc_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The file to write (.warc.gz).")],
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    outlet: OutletsOption = None,
     since: Annotated[
         str | None, typer.Option(help="Only pages fetched on or after (ISO date).")
     ] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -38,9 +38,16 @@ EXPORT_FIELDS = (
 BATCH = 1000
 
 
+def outlet_names(outlet: str | Sequence[str] | None) -> tuple[str, ...]:
+    """One outlet, several, or none (every outlet) as a tuple of names."""
+    if outlet is None:
+        return ()
+    return (outlet,) if isinstance(outlet, str) else tuple(outlet)
+
+
 @dataclass(frozen=True)
 class ArticleFilter:
-    outlet: str | None = None
+    outlet: str | Sequence[str] | None = None  # one outlet or several (any of them)
     since: datetime | None = None
     until: datetime | None = None
     topic: str | None = None
@@ -48,7 +55,7 @@ class ArticleFilter:
     def apply(self, statement: Any) -> Any:
         """The statement narrowed to matching articles (Source must be joined)."""
         if self.outlet:
-            statement = statement.where(Source.name == self.outlet)
+            statement = statement.where(Source.name.in_(outlet_names(self.outlet)))
         if self.topic:
             tagged = (
                 select(ArticleTopic.article_id)

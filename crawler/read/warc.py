@@ -9,7 +9,7 @@ Import reads any WARC's response records back as fetched pages (see `crawler.rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -28,6 +28,7 @@ from warcio.warcwriter import WARCWriter
 from crawler import __version__
 from crawler.db.models import Payload, Snapshot, Source
 from crawler.items import FetchedPage
+from crawler.read.export import outlet_names
 
 BATCH = 200
 BLOCK_READ = 1 << 16
@@ -42,13 +43,13 @@ class WarcError(ValueError):
 
 @dataclass(frozen=True)
 class SnapshotFilter:
-    outlet: str | None = None
+    outlet: str | Sequence[str] | None = None  # one outlet or several (any of them)
     since: datetime | None = None
 
     def apply(self, statement: Any) -> Any:
         """The statement narrowed to matching snapshots (Source must be joined)."""
         if self.outlet:
-            statement = statement.where(Source.name == self.outlet)
+            statement = statement.where(Source.name.in_(outlet_names(self.outlet)))
         if self.since:
             statement = statement.where(Snapshot.fetched_at >= self.since)
         return statement
@@ -98,7 +99,7 @@ def write_warc(
             "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
             "warc-format/warc-1.1/",
             "description": "raw pages of the news archive"
-            + (f", outlet {filters.outlet}" if filters.outlet else ""),
+            + (f", outlet {', '.join(outlet_names(filters.outlet))}" if filters.outlet else ""),
         },
     )
     writer.write_record(info)
