@@ -25,6 +25,7 @@ class TerminalRun:
     returncode: int
     raw: str  # every byte the command wrote, escape sequences included
     rows: tuple[str, ...]  # the terminal's rows at the end, scrolled-off ones included
+    columns: int = COLUMNS
 
     @property
     def screen(self) -> str:
@@ -41,7 +42,7 @@ class TerminalRun:
                 lines[-1] += row.rstrip()
             else:
                 lines.append(row.rstrip())
-            joining = len(row) == COLUMNS and not row.endswith(" ")
+            joining = len(row) == self.columns and not row.endswith(" ")
         return "\n".join(lines).rstrip("\n")
 
     def __str__(self) -> str:
@@ -54,15 +55,16 @@ def run_in_terminal(
     timeout: float = 240,
     stop_when: str | None = None,
     cwd: Path = ROOT,
+    columns: int = COLUMNS,
 ) -> TerminalRun:
     """Run `crawler ARGS` with stdin, stdout and stderr on a pseudo-terminal of 160x60.
 
     With `stop_when`, the command gets SIGINT once that text has appeared on the terminal
     (for the long-running `crawler schedule`)."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, columns, 0, 0))
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CRAWLER_", "COLUMNS"))}
-    full_env.update({"TERM": "xterm-256color", "LINES": str(LINES), "COLUMNS": str(COLUMNS)})
+    full_env.update({"TERM": "xterm-256color", "LINES": str(LINES), "COLUMNS": str(columns)})
     full_env.update(env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "crawler.cli", *args],
@@ -104,12 +106,12 @@ def run_in_terminal(
         if process.poll() is None:
             process.kill()
     raw = b"".join(chunks).decode("utf-8", "replace")
-    return TerminalRun(returncode, raw, screen_rows(raw))
+    return TerminalRun(returncode, raw, screen_rows(raw, columns), columns)
 
 
-def screen_rows(raw: str) -> tuple[str, ...]:
-    """The rows a terminal of COLUMNS x LINES shows after `raw`, scrolled-off rows included."""
-    screen = pyte.HistoryScreen(COLUMNS, LINES, history=10_000)
+def screen_rows(raw: str, columns: int = COLUMNS) -> tuple[str, ...]:
+    """The rows a terminal of `columns` x LINES shows after `raw`, scrolled-off rows included."""
+    screen = pyte.HistoryScreen(columns, LINES, history=10_000)
     pyte.Stream(screen).feed(raw)
-    scrolled = ["".join(line[x].data for x in range(COLUMNS)) for line in screen.history.top]
+    scrolled = ["".join(line[x].data for x in range(columns)) for line in screen.history.top]
     return tuple(scrolled + list(screen.display))

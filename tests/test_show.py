@@ -93,7 +93,7 @@ def test_show_by_url_prints_metadata_versions_diff_and_snapshots(db_url, kcna, e
     assert "+This year the university has concluded cooperation agreements with more than 40" in (
         text
     )
-    assert text.count("│    200 │") == 2
+    assert text.count(" UTC  200  ") == 2
 
 
 def test_an_article_never_edited_has_one_version_and_no_diff(db_url, kcna, edited):

@@ -55,14 +55,21 @@ def test_search_on_a_terminal_highlights_and_shows_whole_urls(crawled, sources_f
     assert " 1. " in run.screen
 
 
-def test_show_on_a_terminal_prints_the_article(crawled, sources_file, kcna):
+def test_show_on_a_terminal_prints_the_article_with_whole_urls(crawled, sources_file, kcna):
     url = kcna.url(DEFENCE_RECEPTION)
-    run = run_in_terminal("show", url, env=env_for(crawled, sources_file))
+    # the URL as copied without its trailing slash still names the article
+    run = run_in_terminal("show", url.rstrip("/"), env=env_for(crawled, sources_file), columns=80)
     assert run.returncode == 0, run
     assert "Traceback" not in run.raw
     screen = run.screen
     assert "DPRK Ministry of National Defence hosts reception" in screen
     assert "versions (1)" in screen and "snapshots (1)" in screen
+    # the URLs are never cut short: the terminal wraps them, a copy of the line is the URL
+    lines = run.unwrapped.splitlines()
+    assert f"url                {url}" in lines
+    assert f"canonical url      {url}" in lines
+    assert any(line.endswith(f"  {url}") and " UTC  200  " in line for line in lines)
+    assert "…" not in screen
 
 
 def test_schedule_on_a_terminal_prints_a_line_per_run_start_and_end(db_url, sources_file):
