@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from crawler.db.models import Article
+from crawler.db.session import Archive
 from tests.conftest import LOOPBACK, crawl
 from tests.terminal import run_in_terminal
 
@@ -89,3 +92,33 @@ def test_schedule_on_a_terminal_prints_a_line_per_run_start_and_end(db_url, sour
     finished = [line for line in lines if "kcna_watch: run 1 finished" in line]
     assert len(finished) == 1 and "8 pages, 4 new, 0 updated, 0 errors" in finished[0], run
     assert lines[-1].endswith("scheduler stopped")
+
+
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\\x9b31m"
+
+
+def plant_control_characters(db_url: str, url: str) -> None:
+    """Put terminal control sequences in an archived article's title and body (as text
+    archived before cleaning dropped them, or imported from elsewhere, would hold)."""
+    archive = Archive(db_url)
+    with archive.transaction() as session:
+        article = session.scalar(select(Article).where(Article.url == url))
+        assert article is not None
+        article.title = f"Reception {HOSTILE} delegation"
+        article.body = f"A delegation {HOSTILE} arrived.\n\n" + article.body
+    archive.dispose()
+
+
+def test_control_characters_in_the_archive_are_shown_escaped(crawled, sources_file, kcna):
+    url = kcna.url(DEFENCE_RECEPTION)
+    plant_control_characters(crawled, url)
+    env = env_for(crawled, sources_file)
+    for run in (
+        run_in_terminal("show", url, env=env),
+        run_in_terminal("search", "delegation", env=env),
+    ):
+        assert run.returncode == 0, run
+        for sequence in ("\x1b[2J", "\x1b]0;", "\x1b]8;", "\x07", "\x9b"):
+            assert sequence not in run.raw
+        assert r"\x1b[2J\x1b]0;pwned\x07" in run.unwrapped
+        assert r"click\x1b]8;;\x1b\\x9b31m" in run.unwrapped

@@ -102,6 +102,7 @@ def search_command(
     from crawler.read.export import ArticleFilter
     from crawler.read.search import SearchError, search
     from crawler.read.stats import day_label
+    from crawler.read.terminal import printable
 
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
@@ -125,10 +126,12 @@ def search_command(
         return
     style = "bold yellow" if out.is_terminal else None
     for position, hit in enumerate(hits, 1):
-        out.print(Text(f"{position:>2}. ").append(hit.title, style="bold"), soft_wrap=True)
+        title = printable(hit.title, lines=False)
+        out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
         where = f"{hit.outlet} · {day_label(hit.published_at)} · #{hit.id} · {hit.url}"
-        out.print(Text("    " + where, style="dim"), soft_wrap=True)
-        out.print(Text("    ").append_text(marked(hit.snippet, style)), soft_wrap=True)
+        out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
+        snippet = marked(printable(hit.snippet, lines=False), style)
+        out.print(Text("    ").append_text(snippet), soft_wrap=True)
 
 
 @app.command("stats")
