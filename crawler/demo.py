@@ -14,6 +14,7 @@ from crawler.db.models import Article, Source
 from crawler.db.session import Archive
 from crawler.mirror import SITE_NAMES, MirrorSet
 from crawler.progress import summary_table
+from crawler.read.terminal import published_label
 from crawler.runner import crawl_settings, run_crawls
 
 # The mirror is on loopback: no need to wait between requests.
@@ -77,12 +78,14 @@ def run_demo(db_url: str, workdir: Path, out: Console, err: Console) -> int:
     finally:
         archive.dispose()
     table = Table(title=f"archived articles ({db_url})")
-    for column in ("outlet", "published (UTC)", "title", "words", "partial", "source"):
+    for column in ("outlet", "published", "title", "words", "partial", "source"):
         table.add_column(column)
     for outlet, article in rows:
         table.add_row(
             outlet,
-            article.published_at.strftime("%Y-%m-%d %H:%M") if article.published_at else "-",
+            published_label(
+                article.published_at, article.published_date, article.published_precision
+            ),
             article.title,
             str(len(article.body.split())),
             "yes" if article.partial else "",

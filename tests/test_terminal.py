@@ -3,6 +3,7 @@ pseudo-terminal, their screen read back through a terminal emulator."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select
 
 from crawler.db.models import Article
 from crawler.db.session import Archive
-from tests.conftest import LOOPBACK, crawl
+from tests.conftest import LOOPBACK, crawl, export_jsonl, run_cli
 from tests.terminal import run_in_terminal
 
 DEFENCE_RECEPTION = (
@@ -122,3 +123,29 @@ def test_control_characters_in_the_archive_are_shown_escaped(crawled, sources_fi
             assert sequence not in run.raw
         assert r"\x1b[2J\x1b]0;pwned\x07" in run.unwrapped
         assert r"click\x1b]8;;\x1b\\x9b31m" in run.unwrapped
+
+
+def test_a_day_only_date_is_the_day_the_outlet_shows(crawled, sources_file, kcna):
+    """KCNA Watch shows `Date: 12/12/2024` and no time: that day, wherever one reads it."""
+    env = env_for(crawled, sources_file)
+    url = kcna.url(TREATY_RECEPTION)
+    (record,) = [r for r in export_jsonl(crawled) if r["url"] == url]
+    assert record["published_at"] == "2024-12-11T15:00:00+00:00"  # midnight in Pyongyang
+    assert (record["published_date"], record["published_precision"]) == ("2024-12-12", "day")
+    shown = run_in_terminal("show", url, env=env)
+    assert "published          2024-12-12\n" in shown.unwrapped + "\n"
+    found = run_in_terminal("search", "ratification", "--since", "2024-12-12", env=env)
+    assert found.returncode == 0, found
+    assert f"kcna_watch · 2024-12-12 · #{record['id']} · {url}" in found.unwrapped
+    for since, until, hits in (
+        ("2024-12-12", "2024-12-12", 1),
+        ("2024-12-13", None, 0),
+        (None, "2024-12-11", 0),
+        ("2024-12-11T15:00Z", "2024-12-11T15:00Z", 1),
+    ):
+        args = ["search", "ratification", "--json"]
+        args += ["--since", since] if since else []
+        args += ["--until", until] if until else []
+        result = run_cli(*args, db_url=crawled)
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == hits, (since, until)

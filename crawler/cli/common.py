@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,15 +204,29 @@ def written_atomically(target: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
-def parse_when(value: str | None, option: str) -> datetime | None:
-    """A --since/--until value: an ISO date or date-time (UTC when no offset is given)."""
+def parse_when(value: str | None, option: str) -> date | datetime | None:
+    """A --since/--until value: a day (2024-07-19, read on the publication's own calendar) or
+    a full timestamp (2024-07-19T06:00, UTC when no offset is given)."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value)
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise fail(f"{option} {value!r} is not a date like 2024-07-19") from None
+        raise fail(
+            f"{option} {value!r} is not a date like 2024-07-19 or a time like 2024-07-19T06:00"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_instant(value: str | None, option: str) -> datetime | None:
+    """A --since/--until value as an instant: a day is its start, in UTC."""
+    parsed = parse_when(value, option)
+    if parsed is None or isinstance(parsed, datetime):
+        return parsed
+    return datetime.combine(parsed, datetime.min.time(), tzinfo=UTC)
 
 
 # How the counters of `warc import` and `reparse` are shown.

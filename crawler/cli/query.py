@@ -30,6 +30,12 @@ from crawler.cli.common import (
 )
 from crawler.config import ConfigError
 
+SINCE_HELP = (
+    "Published on or after: a day (2024-12-12, the publication's own date) or a time "
+    "(2024-12-12T06:00, UTC unless an offset is given)."
+)
+UNTIL_HELP = "Published on or before: a day (inclusive) or a time, as for --since."
+
 
 @app.command()
 def show(
@@ -84,8 +90,8 @@ def search_command(
         ),
     ],
     outlet: OutletsOption = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP, show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(help=UNTIL_HELP, show_default=False)] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
@@ -101,8 +107,7 @@ def search_command(
 
     from crawler.read.export import ArticleFilter
     from crawler.read.search import SearchError, search
-    from crawler.read.stats import day_label
-    from crawler.read.terminal import printable
+    from crawler.read.terminal import printable, published_label
 
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
@@ -128,7 +133,8 @@ def search_command(
     for position, hit in enumerate(hits, 1):
         title = printable(hit.title, lines=False)
         out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
-        where = f"{hit.outlet} · {day_label(hit.published_at)} · #{hit.id} · {hit.url}"
+        when = published_label(hit.published_at, hit.published_date, hit.published_precision)
+        where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
         out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
         snippet = marked(printable(hit.snippet, lines=False), style)
         out.print(Text("    ").append_text(snippet), soft_wrap=True)
@@ -199,8 +205,8 @@ def export(
         Path | None, typer.Option("-o", "--output", help="File (default stdout).")
     ] = None,
     outlet: OutletsOption = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP, show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(help=UNTIL_HELP, show_default=False)] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     db: DbOption = None,
     sources: SourcesOption = None,
@@ -241,7 +247,7 @@ def export(
                     select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
                 )
             )
-            records = iter_records(session, filters)
+            records = iter_records(session, filters, as_text=format != "parquet")
             show = output is not None and err.is_terminal
             with Progress(
                 TextColumn("exporting"),

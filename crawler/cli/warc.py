@@ -18,7 +18,7 @@ from crawler.cli.common import (
     fail,
     open_archive,
     out,
-    parse_when,
+    parse_instant,
     progress_bar,
     refuse_archive_as_output,
     require_outlet,
@@ -52,7 +52,7 @@ def warc_export(
     from crawler.read.warc import SnapshotFilter, write_warc
 
     refuse_archive_as_output(output, db)
-    filters = SnapshotFilter(outlet, parse_when(since, "--since"))
+    filters = SnapshotFilter(outlet, parse_instant(since, "--since"))
     archive = open_archive(db, read_only=True)
     require_outlet(archive, outlet)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -79,6 +79,8 @@ class SearchHit:
     published_at: datetime | None
     snippet: str
     score: float
+    published_date: date | None = None
+    published_precision: str | None = None
 
     def as_dict(self, start: str = "<mark>", end: str = "</mark>") -> dict[str, Any]:
         """A JSON-ready record; highlighted words between `start` and `end`."""
@@ -88,6 +90,8 @@ class SearchHit:
             "outlet": self.outlet,
             "title": self.title,
             "published_at": self.published_at.isoformat() if self.published_at else None,
+            "published_date": self.published_date.isoformat() if self.published_date else None,
+            "published_precision": self.published_precision,
             "snippet": highlight(self.snippet, start, end),
             "score": round(self.score, 6),
         }
@@ -219,7 +223,15 @@ def _hits(
     rows = {
         row.id: row
         for row in session.execute(
-            select(Article.id, Article.url, Source.name, Article.title, Article.published_at)
+            select(
+                Article.id,
+                Article.url,
+                Source.name,
+                Article.title,
+                Article.published_at,
+                Article.published_date,
+                Article.published_precision,
+            )
             .join(Source, Source.id == Article.source_id)
             .where(Article.id.in_(ids))
         )
@@ -231,6 +243,8 @@ def _hits(
             outlet=rows[article_id].name,
             title=rows[article_id].title,
             published_at=rows[article_id].published_at,
+            published_date=rows[article_id].published_date,
+            published_precision=rows[article_id].published_precision,
             snippet=snippet_by_id.get(article_id, ""),
             score=-score if lower_is_better else score,
         )

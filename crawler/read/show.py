@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleVersion, Snapshot, Source
-from crawler.read.terminal import printable
+from crawler.read.terminal import printable, published_label
 from crawler.urls import canonicalize
 
 # Fields compared between versions, with the label the diff shows them under.
@@ -71,7 +71,7 @@ def _other_slash(url: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -108,6 +108,8 @@ def _version(row: Article | ArticleVersion, sha256: dict[int, str]) -> dict[str,
         "title": row.title,
         "author": row.author,
         "published_at": _iso(row.published_at),
+        "published_date": _iso(row.published_date),
+        "published_precision": row.published_precision,
         "summary": row.summary,
         "body": row.body,
         "original_source": row.original_source,
@@ -164,6 +166,8 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
         "title": article.title,
         "author": article.author,
         "published_at": _iso(article.published_at),
+        "published_date": _iso(article.published_date),
+        "published_precision": article.published_precision,
         "language": article.language,
         "summary": article.summary,
         "body": article.body,
@@ -235,7 +239,13 @@ def _meta_lines(history: dict[str, Any]) -> Text:
         ("content hash", "content_hash"),
     ):
         value = history[key]
-        if key.endswith("_at"):
+        if key == "published_at":
+            at = datetime.fromisoformat(value) if value else None
+            day = (
+                date.fromisoformat(history["published_date"]) if history["published_date"] else None
+            )
+            value = published_label(at, day, history["published_precision"])
+        elif key.endswith("_at"):
             value = _when(value)
         elif isinstance(value, bool):
             value = "yes" if value else "no"

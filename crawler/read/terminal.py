@@ -8,6 +8,7 @@ the archive passes through `printable` too, for text archived before or imported
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 
 # C0 controls but for newline and tab, DEL, and the C1 controls (CSI, OSC, ... as one byte).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -22,3 +23,13 @@ def printable(text: str, *, lines: bool = True) -> str:
     """`text` with every control character shown as `\\xNN` (newlines and tabs kept when
     `lines`), so that printing it cannot move the cursor, retitle the window or hide text."""
     return (_CONTROL if lines else _CONTROL_OR_NEWLINE).sub(_escaped, text)
+
+
+def published_label(at: datetime | None, day: date | None, precision: str | None) -> str:
+    """When an article was published, as precisely as its outlet said: the day shown on a
+    page that gave only a day (not the UTC instant of its local midnight), else the time."""
+    if precision == "day" and day is not None:
+        return day.isoformat()
+    if at is None:
+        return "-"
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
