@@ -34,6 +34,17 @@ def data_dir() -> Path:
     return user_data_path(APP_NAME, appauthor=False)
 
 
+def log_dir() -> Path:
+    """Where crawls write Scrapy's log: CRAWLER_LOG_DIR, else `logs` in the user data folder."""
+    chosen = os.environ.get("CRAWLER_LOG_DIR")
+    return Path(chosen) if chosen else data_dir() / "logs"
+
+
+def run_log_file(run_id: int) -> Path:
+    """The log file of a scheduled run."""
+    return log_dir() / f"run-{run_id}.log"
+
+
 def default_database_url() -> str:
     """The SQLite archive in the user's data folder."""
     return f"sqlite:///{data_dir() / 'archive.db'}"

@@ -31,6 +31,16 @@ class RunSummary:
     invalid: int
     errors: int
     error_log: str | None
+    seconds: float | None = None
+
+    def line(self) -> str:
+        """The run's end in one line (as the scheduler logs it)."""
+        took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
+        run = f"run {self.run_id} " if self.run_id else ""
+        return (
+            f"{run}{self.status}{took}: {self.pages} pages, {self.new} new, "
+            f"{self.updated} updated, {self.errors} errors"
+        )
 
 
 def crawl_settings(
@@ -104,6 +114,9 @@ def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSumma
                         invalid=run.articles_invalid,
                         errors=run.errors,
                         error_log=run.error_log,
+                        seconds=(run.finished_at - run.started_at).total_seconds()
+                        if run.finished_at
+                        else None,
                     )
                 )
         return summaries

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from crawler.db.models import Article
 from crawler.db.session import Archive
-from tests.conftest import LOOPBACK, crawl, export_jsonl, run_cli
+from tests.conftest import LOOPBACK, crawl, export_jsonl, run_cli, write_sources
 from tests.terminal import run_in_terminal
 
 DEFENCE_RECEPTION = (
@@ -88,11 +88,15 @@ def test_schedule_on_a_terminal_prints_a_line_per_run_start_and_end(db_url, sour
     )
     assert run.returncode == 0, run
     assert "Traceback" not in run.raw
-    lines = run.screen.splitlines()
-    assert any(line.endswith("kcna_watch: run 1 started (scheduled)") for line in lines), run
+    lines = run.unwrapped.splitlines()
+    started = next(line for line in lines if "kcna_watch: run 1 started (scheduled; log: " in line)
+    log = Path(started.split("; log: ")[1].rstrip(")"))
+    assert log.name == "run-1.log" and "Spider opened" in log.read_text()
     finished = [line for line in lines if "kcna_watch: run 1 finished" in line]
     assert len(finished) == 1 and "8 pages, 4 new, 0 updated, 0 errors" in finished[0], run
     assert lines[-1].endswith("scheduler stopped")
+    # scheduled, started, run 1 started, run 1 finished, (stopping,) stopped: nothing of Scrapy's
+    assert len(lines) <= 6 and not any("[kcna_watch run 1]" in line for line in lines), run
 
 
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\\x9b31m"
@@ -149,3 +153,41 @@ def test_a_day_only_date_is_the_day_the_outlet_shows(crawled, sources_file, kcna
         result = run_cli(*args, db_url=crawled)
         assert result.returncode == 0, result.stderr
         assert len(json.loads(result.stdout)) == hits, (since, until)
+
+
+def test_an_unreachable_source_is_a_few_lines_and_its_log_a_file(db_url, tmp_path):
+    """Offline: no Scrapy traceback or stats dump on the screen, one line per run start and
+    end and one per error; Scrapy's log in the run's file."""
+    closed = write_sources(tmp_path / "closed.toml", {"kcna_watch": "http://127.0.0.1:9"})
+    env = env_for(db_url, closed) | {"XDG_DATA_HOME": str(tmp_path / "data")}
+    args = ("--jitter", "0", "--retries", "0", "-s", "RETRY_TIMES=0")
+    run = run_in_terminal("schedule", *args, env=env, stop_when="kcna_watch: run 1 failed")
+    assert "Traceback" not in run.raw and "Dumping Scrapy stats" not in run.raw
+    lines = run.unwrapped.splitlines()
+    assert [line.split(" ", 2)[2].split(":")[0] for line in lines] == [
+        "kcna_watch",  # scheduled every 1h
+        "scheduler started (holder vm",
+        "kcna_watch",  # run 1 started
+        "kcna_watch",  # run 1 failed
+        "kcna_watch",  # the feed: connection refused
+        "kcna_watch",  # the listing: connection refused
+        "kcna_watch",  # failed 1 time(s) in a row
+        "scheduler stopped",
+    ], run
+    assert "kcna_watch: run 1 failed in " in lines[3]
+    assert "kcna_watch: run 1: http://127.0.0.1:9/newstream/feed/: " in lines[4]
+    log = tmp_path / "data" / "news-archive-crawler" / "logs" / "run-1.log"
+    assert "Traceback" in log.read_text() and "Dumping Scrapy stats" in log.read_text()
+
+    crawled = run_in_terminal("crawl", "kcna_watch", "-s", "RETRY_TIMES=0", env=env)
+    assert crawled.returncode == 1
+    assert "Traceback" not in crawled.raw and "Dumping Scrapy stats" not in crawled.raw
+    (started,) = [line for line in crawled.unwrapped.splitlines() if "crawl started" in line]
+    manual_log = Path(started.split("(log: ")[1].rstrip(")"))
+    assert manual_log.parent == log.parent and "Dumping Scrapy stats" in manual_log.read_text()
+    assert "kcna_watch: run 2 failed in " in crawled.unwrapped
+
+    verbose = run_cli(
+        "crawl", "kcna_watch", "-v", "-s", "RETRY_TIMES=0", db_url=db_url, sources=closed
+    )
+    assert "Dumping Scrapy stats" in verbose.stderr and "(log: " not in verbose.stderr

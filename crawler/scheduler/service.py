@@ -34,7 +34,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from crawler.config import ConfigError, SourceConfig, load_sources
+from crawler.config import ConfigError, SourceConfig, load_sources, run_log_file
 from crawler.context import ensure_source
 from crawler.db.models import CrawlRun, utcnow
 from crawler.db.session import Archive
@@ -374,7 +374,8 @@ class SchedulerService:
             )
             return
         retry = f", attempt {attempt}" if attempt > 1 else ""
-        logger.info("%s: run %d started (%s%s)", source.name, run_id, trigger, retry)
+        logged = "" if "-v" in self.options.crawl_args else f"; log: {run_log_file(run_id)}"
+        logger.info("%s: run %d started (%s%s%s)", source.name, run_id, trigger, retry, logged)
         exit_code: int | None = None
         error: str | None = None
         try:
@@ -386,6 +387,8 @@ class SchedulerService:
             run = self._finalize(source, active, run_id, exit_code, error)
         if run is not None:
             logger.info("%s: run %d %s", source.name, run.id, _summary(run))
+            for line in (run.error_log or "").splitlines()[:5]:  # the rest: `crawler runs`
+                logger.warning("%s: run %d: %s", source.name, run.id, line)
             self._after_run(source, run.status, attempt)
 
     def _supervise(self, source: SourceConfig, active: ActiveRun, run_id: int) -> int | None:
