@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///data/archive.db"
+# The archive when none is named: one well-known file per user, wherever a command runs from
+# (the platform's user data folder: ~/.local/share/news-archive-crawler/ on Linux, or under
+# $XDG_DATA_HOME when set).
+APP_NAME = "news-archive-crawler"
 BUNDLED_SOURCES = Path(__file__).with_name("sources.toml")
 BUNDLED_TOPICS = Path(__file__).with_name("topics.toml")
 
@@ -27,9 +30,32 @@ class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message names it."""
 
 
+def data_dir() -> Path:
+    """The user's data folder for this program (platformdirs' user data dir)."""
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def log_dir() -> Path:
+    """Where crawls write Scrapy's log: CRAWLER_LOG_DIR, else `logs` in the user data folder."""
+    chosen = os.environ.get("CRAWLER_LOG_DIR")
+    return Path(chosen) if chosen else data_dir() / "logs"
+
+
+def run_log_file(run_id: int) -> Path:
+    """The log file of a scheduled run."""
+    return log_dir() / f"run-{run_id}.log"
+
+
+def default_database_url() -> str:
+    """The SQLite archive in the user's data folder."""
+    return f"sqlite:///{data_dir() / 'archive.db'}"
+
+
 def database_url(explicit: str | None = None) -> str:
     """The archive URL: the option, else CRAWLER_DATABASE_URL, else the SQLite default."""
-    return explicit or os.environ.get("CRAWLER_DATABASE_URL") or DEFAULT_DATABASE_URL
+    return explicit or os.environ.get("CRAWLER_DATABASE_URL") or default_database_url()
 
 
 def sources_path(explicit: str | Path | None = None) -> Path:

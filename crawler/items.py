@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass
@@ -44,6 +44,8 @@ class ArticleItem:
     page: FetchedPage | None = field(default=None, repr=False)
     # filled by the pipelines
     published_at: datetime | None = None
+    published_date: date | None = None  # the local calendar day of publication
+    published_precision: str | None = None  # "day" (a date only was shown) or "time"
     canonical_url: str | None = None
     content_hash: str | None = None
     snapshot_id: int | None = None

@@ -11,7 +11,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -278,7 +278,13 @@ def reparse_article(
     )
     # Some outlets date an article only in the listing it was found in: the stored date
     # stands in for that listing.
-    entry = ListingEntry(url=snapshot.requested_url, published=article.published_at)
+    stored_day = article.published_precision == "day" and article.published_date is not None
+    published = (
+        datetime.combine(article.published_date, time(0))  # the day, as the listing showed it
+        if stored_day and article.published_date is not None
+        else article.published_at
+    )
+    entry = ListingEntry(url=snapshot.requested_url, published=published)
     try:
         item = replayer.parse(outlet, page, entry)
     except Skipped as skipped:
@@ -287,6 +293,8 @@ def reparse_article(
         return "invalid"
     if item.published_at is None:
         item.published_at = article.published_at
+        item.published_date = article.published_date
+        item.published_precision = article.published_precision
     item.page = None
     item.snapshot_id = article.snapshot_id
     dedup_keys(item)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -144,6 +144,10 @@ class Article(Base):
     title: Mapped[str] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+    # the publication's own calendar day (in the outlet's time zone) and whether the outlet
+    # gave a time of day ("time") or only the day ("day"): --since/--until read the day
+    published_date: Mapped[date | None] = mapped_column(index=True)
+    published_precision: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(20))
     summary: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
@@ -177,6 +181,8 @@ class ArticleVersion(Base):
     title: Mapped[str] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
+    published_date: Mapped[date | None]
+    published_precision: Mapped[str | None] = mapped_column(String(8))
     summary: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     original_source: Mapped[str | None] = mapped_column(Text)

@@ -198,6 +198,8 @@ _CONTENT_FIELDS = (
     "title",
     "author",
     "published_at",
+    "published_date",
+    "published_precision",
     "summary",
     "original_source",
     "original_url",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +39,11 @@ from crawler.read.export import ArticleFilter
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"
 SNIPPET_WORDS = 24
+# Bounds of a query: a query of thousands of OR terms keeps the engine busy for minutes.
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_TERMS = 64
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR", "or"})
+_TERM = re.compile(r"\w+")
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
 _PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
@@ -74,6 +79,8 @@ class SearchHit:
     published_at: datetime | None
     snippet: str
     score: float
+    published_date: date | None = None
+    published_precision: str | None = None
 
     def as_dict(self, start: str = "<mark>", end: str = "</mark>") -> dict[str, Any]:
         """A JSON-ready record; highlighted words between `start` and `end`."""
@@ -83,6 +90,8 @@ class SearchHit:
             "outlet": self.outlet,
             "title": self.title,
             "published_at": self.published_at.isoformat() if self.published_at else None,
+            "published_date": self.published_date.isoformat() if self.published_date else None,
+            "published_precision": self.published_precision,
             "snippet": highlight(self.snippet, start, end),
             "score": round(self.score, 6),
         }
@@ -133,8 +142,7 @@ def search(
     session: Session, query: str, filters: ArticleFilter | None = None, limit: int = 20
 ) -> list[SearchHit]:
     """The best `limit` articles for `query`, best first; SearchError for a malformed query."""
-    if not query.strip():
-        raise SearchError("the search query is empty")
+    check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
@@ -142,6 +150,22 @@ def search(
     if dialect == "postgresql":
         return _search_postgresql(session, query, filters, limit)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def check_bounds(query: str) -> None:
+    """SearchError unless the query has some text and stays within the bounds."""
+    if not query.strip():
+        raise SearchError("the search query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"the search query is {len(query):,} characters long; "
+            f"at most {MAX_QUERY_CHARS:,} are searched"
+        )
+    terms = sum(1 for word in _TERM.findall(query) if word not in _OPERATORS)
+    if terms > MAX_QUERY_TERMS:
+        raise SearchError(
+            f"the search query has {terms:,} words; at most {MAX_QUERY_TERMS} are searched"
+        )
 
 
 def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:
@@ -199,7 +223,15 @@ def _hits(
     rows = {
         row.id: row
         for row in session.execute(
-            select(Article.id, Article.url, Source.name, Article.title, Article.published_at)
+            select(
+                Article.id,
+                Article.url,
+                Source.name,
+                Article.title,
+                Article.published_at,
+                Article.published_date,
+                Article.published_precision,
+            )
             .join(Source, Source.id == Article.source_id)
             .where(Article.id.in_(ids))
         )
@@ -211,6 +243,8 @@ def _hits(
             outlet=rows[article_id].name,
             title=rows[article_id].title,
             published_at=rows[article_id].published_at,
+            published_date=rows[article_id].published_date,
+            published_precision=rows[article_id].published_precision,
             snippet=snippet_by_id.get(article_id, ""),
             score=-score if lower_is_better else score,
         )

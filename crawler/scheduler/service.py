@@ -35,7 +35,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
 
-from crawler.config import ConfigError, SourceConfig, load_sources
+from crawler.config import ConfigError, SourceConfig, load_sources, run_log_file
 from crawler.context import ensure_source
 from crawler.db.models import CrawlRun, Source, utcnow
 from crawler.db.queries import newest_runs
@@ -401,7 +401,8 @@ class SchedulerService:
             )
             return
         retry = f", attempt {attempt}" if attempt > 1 else ""
-        logger.info("%s: run %d started (%s%s)", source.name, run_id, trigger, retry)
+        logged = "" if "-v" in self.options.crawl_args else f"; log: {run_log_file(run_id)}"
+        logger.info("%s: run %d started (%s%s%s)", source.name, run_id, trigger, retry, logged)
         exit_code: int | None = None
         error: str | None = None
         try:
@@ -413,6 +414,8 @@ class SchedulerService:
             run = self._finalize(source, active, run_id, exit_code, error)
         if run is not None:
             logger.info("%s: run %d %s", source.name, run.id, _summary(run))
+            for line in (run.error_log or "").splitlines()[:5]:  # the rest: `crawler runs`
+                logger.warning("%s: run %d: %s", source.name, run.id, line)
             # a crawl process that died of a signal nobody here sent (OOM killer, kill -9)
             died = exit_code is not None and exit_code < 0 and active.stop_reason is None
             self._after_run(source, run.status, attempt, died=died)
