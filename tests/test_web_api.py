@@ -15,7 +15,16 @@ from sqlalchemy import func, select
 from crawler.db.models import Article, ArticleVersion, Snapshot
 from crawler.db.session import Archive
 from tests.conftest import fresh_archive_url, run_cli
-from tests.web import HOSTILE_TITLE, SHOIGU_ARTICLES, TOKEN, CallHome, Served, serve, start_web
+from tests.web import (
+    HOSTILE_TITLE,
+    RECENT_ARTICLES,
+    SHOIGU_ARTICLES,
+    TOKEN,
+    CallHome,
+    Served,
+    serve,
+    start_web,
+)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +197,15 @@ def test_sources_runs_stats_topics(client, served):
 
     stats = client.get("/api/stats").json()
     counts = {o["outlet"]: o["articles"] for o in stats["outlets"]}
-    assert counts == {"al_mayadeen": 8, "islam_times": 8, "kcna_watch": 3, "urdupoint": 9}
+    assert counts == {
+        "al_mayadeen": 8,
+        "islam_times": 8,
+        "kcna_watch": 3,
+        "urdupoint": 9 + RECENT_ARTICLES,
+    }
+    recent = {o["outlet"]: o["last_30_days"] for o in stats["outlets"]}
+    assert recent["urdupoint"] == RECENT_ARTICLES
+    assert sum(sources["urdupoint"]["articles_per_day"].values()) == RECENT_ARTICLES
     topics = client.get("/api/topics").json()["topics"]
     assert topics == [{"topic": "dprk-russia", "articles": 5, "applied_at": None}]
 

@@ -25,6 +25,7 @@ from crawler.items import ArticleItem, FetchedPage
 from tests.conftest import ROOT
 
 SHOIGU_ARTICLES = 25
+RECENT_ARTICLES = 6
 TOKEN = "s3cret-token-for-the-web-tests"
 HOSTILE_TITLE = "<script>document.title='pwned'</script> Kim \x1b[31mRED\x1b[0m meets Shoigu"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -200,6 +201,15 @@ def populate(url: str, home: str) -> Corpus:
             "Nothing but the date is known.",
             published=datetime(2024, 12, 11, 15, tzinfo=UTC),
         )
+        for days_ago in range(RECENT_ARTICLES):  # for the charts of articles per day
+            store(
+                archive,
+                "urdupoint",
+                f"/news/recent-{days_ago}",
+                f"Market prices on day {days_ago}",
+                "Prices of rice and fuel were steady.",
+                published=NOW - timedelta(days=days_ago),
+            )
         with archive.transaction() as session:
             topic = Topic(name="dprk-russia")
             session.add(topic)

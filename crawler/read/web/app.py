@@ -55,29 +55,33 @@ class WebConfig:
     failures: int = 3  # runs that must all fail before a source is unhealthy
 
 
-def _picture(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀ .. ␟
-    return "\u2421" if code == 0x7F else "\N{REPLACEMENT CHARACTER}"
+def _escaped_control(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def visible(text: str) -> str:
-    """`text` with control characters turned into their visible pictures (␛ for ESC)."""
-    return _CONTROLS.sub(_picture, text)
+    """`text` with control characters written out (ESC as \\x1b), so an escape sequence in a
+    title is seen for what it is rather than acted on or dropped."""
+    return _CONTROLS.sub(_escaped_control, text)
 
 
 def _finalize(value: Any) -> Any:
-    if isinstance(value, str) and not isinstance(value, Markup):
-        return visible(value)
+    """Every value a template prints: control characters marked up as visible codes."""
+    if isinstance(value, str) and not isinstance(value, Markup) and _CONTROLS.search(value):
+        pieces = _CONTROLS.split(value)
+        codes = [_escaped_control(m) for m in _CONTROLS.finditer(value)]
+        out = escape(pieces[0])
+        for code, piece in zip(codes, pieces[1:], strict=True):
+            out += Markup('<span class="ctl">{}</span>').format(code) + escape(piece)
+        return out
     return value
 
 
 def marked(snippet: str) -> Markup:
     """A snippet escaped, its highlighted words in <mark>."""
-    parts = _MARKS.split(visible(snippet))
+    parts = _MARKS.split(snippet)
     return Markup("").join(
-        Markup("<mark>{}</mark>").format(part) if n % 2 else escape(part)
+        Markup("<mark>{}</mark>").format(_finalize(part)) if n % 2 else escape(_finalize(part))
         for n, part in enumerate(parts)
     )
 
@@ -126,8 +130,8 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         html = templates.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status)
 
-    def login_page(path: str, wrong: bool) -> str:
-        return templates.get_template("login.html").render(path=path, wrong=wrong)
+    def login_page(path: str, query: list[tuple[str, str]], wrong: bool) -> str:
+        return templates.get_template("login.html").render(path=path, query=query, wrong=wrong)
 
     app = FastAPI(
         title="News archive",

@@ -29,7 +29,10 @@ class Guard:
     """
 
     def __init__(
-        self, app: ASGIApp, token: str | None, login_page: Callable[[str, bool], str]
+        self,
+        app: ASGIApp,
+        token: str | None,
+        login_page: Callable[[str, list[tuple[str, str]], bool], str],
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
@@ -105,7 +108,8 @@ class Guard:
                 [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
             )
         else:
-            page = self.login_page(path, wrong).encode()
+            kept = [(name, value) for name, value in query if name != "token"]
+            page = self.login_page(path, kept, wrong).encode()
             await _respond(
                 send,
                 401,
