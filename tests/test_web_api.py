@@ -282,6 +282,13 @@ def test_web_refuses_a_public_host_without_a_token(served):
     assert "CRAWLER_WEB_TOKEN" in result.stderr and "0.0.0.0" in result.stderr
 
 
+def test_web_refuses_a_port_in_use(served):
+    port = int(served.url.rsplit(":", 1)[1])
+    result = run_cli("web", "--port", str(port), db_url=served.db_url)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
 def test_web_refuses_an_archive_file_that_does_not_exist(tmp_path):
     missing = tmp_path / "missing.db"
     result = run_cli("web", "--port", "8766", db_url=f"sqlite:///{missing}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -22,6 +23,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (in use, no such address), or None."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return exc.strerror
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 @app.command()
@@ -46,6 +63,9 @@ def web(
     if token is not None and len(token) < 16:
         raise fail(f"{TOKEN_ENV} is too short: use at least 16 characters")
     config_file = sources_file(sources)
+    problem = cannot_listen(host, port)
+    if problem:
+        raise fail(f"cannot listen on {host}:{port}: {problem}")
 
     import uvicorn
 
@@ -65,6 +85,7 @@ def web(
     err.print(
         escape(f"serving {archive.shown_url} read-only on http://{shown}:{port}/{guarded}"),
         highlight=False,
+        soft_wrap=True,
     )
     try:
         uvicorn.run(

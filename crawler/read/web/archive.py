@@ -78,7 +78,7 @@ class ReadOnlyArchive:
 
     @property
     def shown_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
