@@ -139,6 +139,29 @@ def test_article_gives_the_local_date_and_topics(client, served):
     assert tagged["published"]["timezone"] == "Asia/Karachi"
 
 
+def test_a_snapshot_is_served_under_a_sandbox_policy(client, served):
+    raw = client.get(f"/raw/snapshots/{served.corpus.hostile_snapshot}")
+    policy = raw.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "default-src 'none'" in policy
+    assert "allow-scripts" not in policy and "allow-same-origin" not in policy
+    assert raw.headers["x-content-type-options"] == "nosniff"
+    download = client.get(f"/raw/snapshots/{served.corpus.hostile_snapshot}/download")
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.content == raw.content
+
+
+def test_a_utf8_page_declared_latin1_is_shown_as_the_crawler_read_it(client, served):
+    raw = client.get(f"/raw/snapshots/{served.corpus.misdeclared_snapshot}")
+    assert raw.headers["content-type"] == "text/html; charset=utf-8"
+    assert "Lebanon’s" in raw.text
+    exact = client.get(f"/raw/snapshots/{served.corpus.misdeclared_snapshot}/download")
+    assert (
+        exact.content
+        == "<html><body><p id='text'>Lebanon’s army said so.</p></body></html>".encode()
+    )
+
+
 def test_hostile_text_comes_back_as_data(client, served):
     article = client.get(f"/api/articles/{served.corpus.hostile}").json()
     assert article["title"] == HOSTILE_TITLE
@@ -199,7 +222,7 @@ def test_sources_runs_stats_topics(client, served):
     counts = {o["outlet"]: o["articles"] for o in stats["outlets"]}
     assert counts == {
         "al_mayadeen": 8,
-        "islam_times": 8,
+        "islam_times": 8 + 1,
         "kcna_watch": 3,
         "urdupoint": 9 + RECENT_ARTICLES,
     }

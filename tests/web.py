@@ -39,6 +39,7 @@ class Corpus:
     hostile: int = 0  # hostile title; its snapshot runs scripts and calls home
     hostile_snapshot: int = 0
     day_only: int = 0  # published at midnight Pyongyang time
+    misdeclared_snapshot: int = 0  # UTF-8 bytes served as iso-8859-1
     shoigu: list[int] = field(default_factory=list)
 
 
@@ -117,6 +118,7 @@ def store(
     page: bytes | None = None,
     fetched_at: datetime | None = None,
     seen_at: datetime | None = None,
+    content_type: str = "text/html; charset=utf-8",
 ) -> tuple[int, int]:
     """Archive one article (and its snapshot) through the project's own write path; the
     article's and the snapshot's ids."""
@@ -127,7 +129,7 @@ def store(
             requested_url=url,
             final_url=url,
             status=200,
-            headers={"Content-Type": ["text/html; charset=utf-8"]},
+            headers={"Content-Type": [content_type]},
             body=page or f"<html><body><h1>{title}</h1><p>{body}</p></body></html>".encode(),
             fetched_at=fetched_at or NOW,
         )
@@ -200,6 +202,15 @@ def populate(url: str, home: str) -> Corpus:
             "A day-only date",
             "Nothing but the date is known.",
             published=datetime(2024, 12, 11, 15, tzinfo=UTC),
+        )
+        _, corpus.misdeclared_snapshot = store(
+            archive,
+            "islam_times",
+            "/en/news/1148421",
+            "Lebanon’s army on alert",
+            "Lebanon’s army said so.",
+            page="<html><body><p id='text'>Lebanon’s army said so.</p></body></html>".encode(),
+            content_type="text/html; charset=iso-8859-1",
         )
         for days_ago in range(RECENT_ARTICLES):  # for the charts of articles per day
             store(

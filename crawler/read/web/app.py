@@ -247,7 +247,7 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         """The archived bytes, served under a sandbox policy: no script, an opaque origin."""
         with session() as db:
             snapshot, body = queries.snapshot_of(db, snapshot_id)
-        media = _content_type(snapshot.headers)
+        media = _content_type(snapshot.headers, body, snapshot.final_url)
         return Response(
             body,
             media_type=media,
@@ -398,11 +398,23 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
     return app
 
 
-def _content_type(headers: dict[str, Any]) -> str:
-    """The stored response's Content-Type (text/html when it gave none)."""
+def _content_type(headers: dict[str, Any], body: bytes, url: str) -> str:
+    """The Content-Type to show a stored response under: as served (text/html when it gave
+    none), but UTF-8 where the crawler read it as UTF-8 because the declared charset misreads
+    the bytes (crawler.middlewares.CharsetMiddleware), so the page shows as it was read."""
+    from scrapy.http import HtmlResponse
+
+    from crawler.middlewares import corrected_encoding
+
+    declared = "text/html"
     for name, values in headers.items():
         if name.lower() == "content-type":
             value = values[0] if isinstance(values, list) and values else values
             if isinstance(value, str) and value.strip():
-                return value.strip()
-    return "text/html"
+                declared = value.strip()
+    if not declared.lower().startswith(("text/html", "application/xhtml")):
+        return declared
+    response = HtmlResponse(url, body=body, headers=headers)
+    if corrected_encoding(response) is not None:
+        return declared.split(";")[0] + "; charset=utf-8"
+    return declared
