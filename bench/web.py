@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.query import (  # noqa: E402
+    EXTRA_QUERIES,
     ONE_WORD,
     PHRASE,
     generate,
@@ -222,6 +223,9 @@ def main() -> None:
                     )  # fmt: skip
                     api = [f"/api/search?q={query}"] * options.repeat
                     report(f"/api/search, {label}", timed(client, api), None)
+                for query in EXTRA_QUERIES:  # common words: for information, no target
+                    paths = [f"/search?q={query}"] * max(20, options.repeat // 10)
+                    report(f"search page, (extra) {query}", timed(client, paths), None)
                 second = [f"/search?q={ONE_WORD}&cursor=" + _cursor(client, ONE_WORD)]
                 report("search page, one word, page 2", timed(client, second * options.repeat),
                        None)  # fmt: skip
