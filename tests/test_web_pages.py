@@ -51,6 +51,19 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A desktop-sized page with JavaScript off: reading must not need it."""
+    context = browser.new_context(
+        viewport={"width": 1200, "height": 900}, java_script_enabled=False
+    )
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def scripted_page(browser: Browser) -> Iterator[Page]:
+    """A page with JavaScript on, as a browser has it: an archived page's scripts would run
+    there if the sandbox let them."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     opened = context.new_page()
     yield opened
@@ -135,7 +148,8 @@ def test_hostile_text_is_shown_as_text(page, served):
     screenshot(page, "hostile-article")
 
 
-def test_a_snapshot_is_shown_without_running_its_scripts(page, served):
+def test_a_snapshot_is_shown_without_running_its_scripts(scripted_page, served):
+    page = scripted_page
     served.home.paths.clear()
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
@@ -158,13 +172,13 @@ def test_a_snapshot_is_shown_without_running_its_scripts(page, served):
     screenshot(page, "snapshot")
 
 
-def test_a_snapshot_opened_on_its_own_is_sandboxed_too(page, served):
+def test_a_snapshot_opened_on_its_own_is_sandboxed_too(scripted_page, served):
+    page = scripted_page
     served.home.paths.clear()
     page.goto(f"{served.url}/raw/snapshots/{served.corpus.hostile_snapshot}")
     expect(page.locator("#marker")).to_have_text("as archived")
     time.sleep(1.0)
-    origin = page.evaluate("() => self.origin")
-    assert origin == "null"  # an opaque origin: never the interface's
+    assert page.evaluate("() => self.origin") == "null"  # opaque: never the interface's
     assert served.home.paths == []
 
 
