@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crawler.config import SourcesFile
@@ -146,10 +144,7 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
     app.add_middleware(Guard, token=config.token, login_page=login_page)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @contextmanager
-    def session() -> Iterator[Session]:
-        with archive.sessions() as opened:
-            yield opened
+    session = archive.sessions  # one session a request, closed at the end of its `with`
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/")
@@ -174,6 +169,12 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
             where = ".".join(str(part) for part in error["loc"][1:]) or "request"
             problems.append(f"{where}: {error['msg']}")
         return error_response(request, 400, "; ".join(problems))
+
+    @app.exception_handler(OperationalError)
+    async def on_unreachable(request: Request, exc: OperationalError) -> Response:
+        logger.error("%s %s: %s", request.method, request.url.path, exc)
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return error_response(request, 503, f"the archive cannot be read now: {reason}")
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> Response:
