@@ -169,6 +169,9 @@ def test_a_snapshot_is_shown_without_running_its_scripts(scripted_page, served):
     expect(download).to_have_attribute(
         "href", f"/raw/snapshots/{served.corpus.hostile_snapshot}/download"
     )
+    expect(page.get_by_role("link", name="the article")).to_have_attribute(
+        "href", f"/articles/{served.corpus.hostile}"
+    )
     screenshot(page, "snapshot")
 
 

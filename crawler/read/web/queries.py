@@ -29,6 +29,7 @@ from crawler.scheduler.health import (
     latest_runs,
     next_run_times,
 )
+from crawler.urls import canonicalize
 
 MAX_LIMIT = 100
 # Runs whose stats are summed into a source's fallback counts.
@@ -270,13 +271,13 @@ def snapshot_of(session: Session, snapshot_id: int) -> tuple[Snapshot, bytes]:
 
 
 def snapshot_article(session: Session, snapshot: Snapshot) -> int | None:
-    """The article a snapshot was archived for, if any."""
+    """The article archived from a snapshot's URL, if any (looked up by its indexed canonical
+    URL)."""
     return session.scalar(
         select(Article.id)
         .where(
-            (Article.snapshot_id == snapshot.id)
-            | (Article.url == snapshot.final_url)
-            | (Article.canonical_url == snapshot.final_url)
+            Article.source_id == snapshot.source_id,
+            Article.canonical_url.in_({canonicalize(snapshot.final_url), snapshot.final_url}),
         )
         .order_by(Article.id)
         .limit(1)
