@@ -277,13 +277,13 @@ def test_the_token_guards_every_page_and_endpoint(served, tmp_path):
                 "/api/search?q=Shoigu",
                 "/api/openapi.json",
                 "/search",
-                "/static/style.css",
                 f"/raw/snapshots/{served.corpus.hostile_snapshot}",
             ):
                 answer = client.get(path)
                 assert answer.status_code == 401, path
                 assert answer.headers["www-authenticate"] == "Bearer"
             assert "needs a token" in client.get("/api/search?q=x").json()["error"]
+            assert client.get("/static/style.css").status_code == 200  # for the login page
             wrong = client.get("/api/search?q=x", headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
             right = client.get(

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "crawler_token"
+# The interface's own stylesheet holds nothing of the archive, and the login page needs it.
+PUBLIC_PREFIX = "/static/"
 # The interface's own pages: its own styles only, no script, no frame but its snapshots.
 PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
@@ -23,9 +25,9 @@ class Guard:
     """ASGI middleware: refuses requests without the token (when one is set) and adds the
     security headers to every response.
 
-    The token is accepted as `Authorization: Bearer TOKEN`, as the cookie a `?token=TOKEN`
-    login sets (the URL is then redirected without it, so it does not stay in the history), or
-    nowhere else.
+    The token is accepted as `Authorization: Bearer TOKEN`, or as the cookie a `?token=TOKEN`
+    login sets (the URL is then redirected without it, so it does not stay in the history).
+    Only the interface's stylesheet (/static/) is served without it.
     """
 
     def __init__(
@@ -45,7 +47,8 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.token is not None and not await self._admitted(scope, send):
+        public = scope.get("path", "").startswith(PUBLIC_PREFIX)
+        if self.token is not None and not public and not await self._admitted(scope, send):
             return
 
         async def with_headers(message: Message) -> None:
