@@ -121,6 +121,7 @@ def link(path: str, **params: Any) -> str:
 def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> FastAPI:
     """The application; it opens the archive read-only (or uses the one given)."""
     archive = archive or ReadOnlyArchive(config.database_url)
+    queries.outlet_timezones()  # loads the spiders once, before the first request waits for it
     templates = make_templates()
     templates.globals["link"] = link
 
