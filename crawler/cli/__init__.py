@@ -6,10 +6,10 @@ One module a command group; importing them registers their commands on `app`.
 import os
 import sys
 
-from crawler.cli import crawl, db, query, schedule, sources, topics, warc
+from crawler.cli import crawl, db, query, schedule, sources, topics, warc, web
 from crawler.cli.common import app, err
 
-__all__ = ["app", "crawl", "db", "main", "query", "schedule", "sources", "topics", "warc"]
+__all__ = ["app", "crawl", "db", "main", "query", "schedule", "sources", "topics", "warc", "web"]
 
 
 def main() -> None:

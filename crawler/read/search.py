@@ -139,16 +139,55 @@ def websearch_query(query: str) -> str:
 
 
 def search(
-    session: Session, query: str, filters: ArticleFilter | None = None, limit: int = 20
+    session: Session,
+    query: str,
+    filters: ArticleFilter | None = None,
+    limit: int = 20,
+    offset: int = 0,
 ) -> list[SearchHit]:
-    """The best `limit` articles for `query`, best first; SearchError for a malformed query."""
+    """The best `limit` articles for `query` after the first `offset`, best first; SearchError
+    for a malformed query."""
     check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        return _search_sqlite(session, query, filters, limit)
+        return _search_sqlite(session, query, filters, limit, offset)
     if dialect == "postgresql":
-        return _search_postgresql(session, query, filters, limit)
+        return _search_postgresql(session, query, filters, limit, offset)
+    raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def count_matches(session: Session, query: str, filters: ArticleFilter | None = None) -> int:
+    """How many articles `query` matches; SearchError for a malformed query."""
+    check_bounds(query)
+    filters = filters or ArticleFilter()
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        rowid = _FTS.c.rowid
+        match = literal_column("articles_fts").op("MATCH")(bindparam("query", fts5_query(query)))
+        counted = select(func.count()).select_from(_FTS).where(match)
+        if filters != ArticleFilter():
+            counted = filters.apply(
+                counted.join(Article, Article.id == rowid).join(
+                    Source, Source.id == Article.source_id
+                )
+            )
+        try:
+            return int(session.scalar(counted) or 0)
+        except OperationalError as exc:
+            error = _fts5_error(query, exc)
+            if error is None:
+                raise
+            raise error from None
+    if dialect == "postgresql":
+        tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
+        vector = literal_column("articles.search_vector", TSVECTOR)
+        counted = filters.apply(
+            select(func.count(Article.id))
+            .join(Source, Source.id == Article.source_id)
+            .where(vector.op("@@")(tsquery))
+        )
+        return int(session.scalar(counted) or 0)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
 
 
@@ -179,7 +218,7 @@ def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:
 
 
 def _search_sqlite(
-    session: Session, query: str, filters: ArticleFilter, limit: int
+    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
     fts: ColumnElement[Any] = literal_column("articles_fts")
     rowid = _FTS.c.rowid
@@ -193,7 +232,7 @@ def _search_sqlite(
             ranked.join(Article, Article.id == rowid).join(Source, Source.id == Article.source_id)
         )
     # Rank first; snippets (costly) only for the hits shown.
-    ranked = ranked.order_by(rank, rowid).limit(limit)
+    ranked = ranked.order_by(rank, rowid).limit(limit).offset(offset)
     try:
         best = [(row[0], row[1]) for row in session.execute(ranked)]
         if not best:
@@ -277,7 +316,7 @@ def postgresql_tsquery(session: Session, query: str) -> str:
 
 
 def _search_postgresql(
-    session: Session, query: str, filters: ArticleFilter, limit: int
+    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
     tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
     vector = literal_column("articles.search_vector", TSVECTOR)
@@ -291,6 +330,7 @@ def _search_postgresql(
         )
         .order_by(score.desc(), Article.id)
         .limit(limit)
+        .offset(offset)
     )
     best = [(row[0], float(row[1])) for row in session.execute(ranked)]
     if not best:
