@@ -54,14 +54,20 @@ def bad_request(message: str) -> WebError:
 # --- parameters -------------------------------------------------------------------------------
 
 
-def parse_when(value: str | None, name: str) -> datetime | None:
-    """A since/until value: an ISO date or date-time (UTC when no offset is given)."""
-    if not value:
+def parse_when(value: str | None, name: str) -> date | datetime | None:
+    """A since/until value as `crawler search` takes it: a day (2024-07-19, on the
+    publication's own calendar, inclusive) or a timestamp (UTC when no offset is given)."""
+    if not value or not value.strip():
         return None
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value)
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise bad_request(f"{name} {value!r} is not a date like 2024-07-19") from None
+        raise bad_request(
+            f"{name} {value!r} is not a date like 2024-07-19 or a time like 2024-07-19T06:00"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -116,7 +122,7 @@ def decode_cursor(token: str | None, *keys: str) -> dict[str, Any] | None:
 def _query_key(query: str, filters: ArticleFilter) -> str:
     """A short fingerprint of a search, so a cursor is not replayed on another one."""
     text = json.dumps(
-        [query, filters.outlet, filters.topic, iso(filters.since), iso(filters.until)]
+        [query, filters.outlet, filters.topic, str(filters.since), str(filters.until)]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
