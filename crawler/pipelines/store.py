@@ -10,6 +10,7 @@ from scrapy.crawler import Crawler
 from crawler.context import CrawlContext, crawl_context
 from crawler.db.queries import ArticleRef, Outcome, archive_article, mark_seen
 from crawler.items import ArticleItem, NotModifiedItem
+from crawler.stories import index_article
 from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)
@@ -60,4 +61,6 @@ class StorePipeline:
             outcome, article = archive_article(session, context.source_id, item)
             if outcome is not Outcome.UNCHANGED and self.tagger is not None:
                 matched = self.tagger.tag(session, article.id, item, outcome is Outcome.NEW)
+            if outcome is not Outcome.UNCHANGED:
+                index_article(session, article.id, self.crawler.settings.get("CRAWLER_TOPICS"))
         return outcome, article, matched
