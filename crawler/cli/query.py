@@ -74,6 +74,9 @@ def search_command(
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    all_copies: Annotated[
+        bool, typer.Option("--all-copies", help="Every copy of a text as a hit of its own.")
+    ] = False,
     db: DbOption = None,
     sources: SourcesOption = None,
 ) -> None:
@@ -95,7 +98,7 @@ def search_command(
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
-            hits = search(session, query, filters, limit)
+            hits = search(session, query, filters, limit, all_copies)
     except SearchError as exc:
         raise fail(escape(str(exc))) from None
     finally:
@@ -111,6 +114,8 @@ def search_command(
     for position, hit in enumerate(hits, 1):
         out.print(Text(f"{position:>2}. ").append(hit.title, style="bold"), soft_wrap=True)
         where = f"{hit.outlet} · {day_label(hit.published_at)} · #{hit.id} · {hit.url}"
+        if hit.copies and not all_copies:
+            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
         out.print(Text("    " + where, style="dim"), soft_wrap=True)
         out.print(Text("    ").append_text(marked(hit.snippet, style)), soft_wrap=True)
 

@@ -12,7 +12,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleTopic, Snapshot, Source, Topic
+from crawler.db.models import Article, ArticleSignature, ArticleTopic, Snapshot, Source, Topic
 
 EXPORT_FIELDS = (
     "id",
@@ -34,6 +34,9 @@ EXPORT_FIELDS = (
     "version",
     "content_hash",
     "snapshot_sha256",
+    # crawler/stories: the earliest article of the same text, and the article's story
+    "reprint_of",
+    "story_id",
 )
 BATCH = 1000
 
@@ -90,9 +93,12 @@ def iter_records(session: Session, filters: ArticleFilter) -> Iterator[dict[str,
             Article.version,
             Article.content_hash,
             Snapshot.sha256,
+            ArticleSignature.reprint_of,
+            ArticleSignature.story_id,
         )
         .join(Source, Source.id == Article.source_id)
         .outerjoin(Snapshot, Snapshot.id == Article.snapshot_id)
+        .outerjoin(ArticleSignature, ArticleSignature.article_id == Article.id)
         .order_by(Article.id)
     ).execution_options(yield_per=BATCH)
     for row in session.execute(statement):
@@ -132,7 +138,7 @@ def write_parquet(records: Iterator[dict[str, Any]], path: str, tick: Callable[[
             (
                 name,
                 pa.int64()
-                if name in ("id", "version")
+                if name in ("id", "version", "reprint_of", "story_id")
                 else pa.bool_()
                 if name == "partial"
                 else pa.string(),

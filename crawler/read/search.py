@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,10 +35,13 @@ from sqlalchemy.sql import ColumnElement
 
 from crawler.db.models import Article, Source
 from crawler.read.export import ArticleFilter
+from crawler.stories.queries import collapse_copies
 
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"
 SNIPPET_WORDS = 24
+# Ranked hits fetched per hit shown, so that copies folded into one still leave `limit`.
+COPY_HEADROOM = 4
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
 _PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
@@ -74,6 +77,9 @@ class SearchHit:
     published_at: datetime | None
     snippet: str
     score: float
+    copies: int = 0  # other articles of the same text (crawler/stories)
+    reprint_of: int | None = None
+    story_id: int | None = None
 
     def as_dict(self, start: str = "<mark>", end: str = "</mark>") -> dict[str, Any]:
         """A JSON-ready record; highlighted words between `start` and `end`."""
@@ -85,6 +91,9 @@ class SearchHit:
             "published_at": self.published_at.isoformat() if self.published_at else None,
             "snippet": highlight(self.snippet, start, end),
             "score": round(self.score, 6),
+            "copies": self.copies,
+            "reprint_of": self.reprint_of,
+            "story_id": self.story_id,
         }
 
 
@@ -130,18 +139,35 @@ def websearch_query(query: str) -> str:
 
 
 def search(
-    session: Session, query: str, filters: ArticleFilter | None = None, limit: int = 20
+    session: Session,
+    query: str,
+    filters: ArticleFilter | None = None,
+    limit: int = 20,
+    all_copies: bool = False,
 ) -> list[SearchHit]:
-    """The best `limit` articles for `query`, best first; SearchError for a malformed query."""
+    """The best `limit` articles for `query`, best first; SearchError for a malformed query.
+
+    Copies of one text are one hit (the best-ranked), with the number of its copies, unless
+    `all_copies`.
+    """
     if not query.strip():
         raise SearchError("the search query is empty")
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
+    # collapsing copies needs more ranked hits than are shown
+    fetch = limit if all_copies else limit * COPY_HEADROOM
     if dialect == "sqlite":
-        return _search_sqlite(session, query, filters, limit)
-    if dialect == "postgresql":
-        return _search_postgresql(session, query, filters, limit)
-    raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+        hits = _search_sqlite(session, query, filters, fetch)
+    elif dialect == "postgresql":
+        hits = _search_postgresql(session, query, filters, fetch)
+    else:
+        raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+    kept = collapse_copies(session, [h.id for h in hits], expand=all_copies)
+    return [
+        replace(h, copies=info.copies, reprint_of=info.reprint_of, story_id=info.story_id)
+        for h in hits
+        if (info := kept.get(h.id)) is not None
+    ][:limit]
 
 
 def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:

@@ -28,7 +28,7 @@ from crawler.stories import signatures as sig
 from crawler.stories.terms import cosine, index_terms, term_key, term_vector
 
 STORY_WINDOW = timedelta(days=3)
-STORY_THRESHOLD = 0.3
+STORY_THRESHOLD = 0.5
 # Candidates of a story share at least this many of their telling terms.
 MIN_SHARED_TERMS = 2
 
@@ -89,11 +89,11 @@ def index_article(session: Session, article_id: int, topics_file: str | None = N
     ).first():
         regroup, recluster = _remove(session, article_id)
     _insert_signature(session, text, topics_file)
-    for other in _ordered(session, regroup):
-        _link_copies(session, other)
+    for copy in _ordered(session, regroup):
+        _link_copies(session, copy)
     _link_copies(session, text)
-    for other in sorted(recluster):
-        _cluster(session, other)
+    for member in sorted(recluster):
+        _cluster(session, member)
     _cluster(session, article_id)
 
 
@@ -122,7 +122,10 @@ def _insert_signature(session: Session, text: _Text, topics_file: str | None) ->
     if shingle_set:
         session.execute(
             insert(_BANDS),
-            [{"band_key": key, "article_id": text.id} for key in sorted(set(sig.band_keys(values)))],
+            [
+                {"band_key": key, "article_id": text.id}
+                for key in sorted(set(sig.band_keys(values)))
+            ],
         )
     terms = index_terms(vector)
     if terms:
@@ -156,9 +159,7 @@ def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
         )
         members.discard(article_id)
         session.execute(
-            update(_SIGNATURES)
-            .where(_SIGNATURES.c.story_id == row.story_id)
-            .values(story_id=None)
+            update(_SIGNATURES).where(_SIGNATURES.c.story_id == row.story_id).values(story_id=None)
         )
         session.execute(delete(_STORIES).where(_STORIES.c.id == row.story_id))
     if group:
@@ -183,9 +184,7 @@ def _copy_group(session: Session, roots: set[int]) -> set[int]:
 
 def _link_copies(session: Session, text: _Text) -> None:
     """Link the article into the group of the texts it copies (or that copy it)."""
-    keys = session.scalar(
-        select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == text.id)
-    )
+    keys = session.scalar(select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == text.id))
     assert keys is not None
     values = sig.from_bytes(keys)
     candidates = [

@@ -1,9 +1,9 @@
 """Term vectors for story clustering: what an article is about, as weighted terms.
 
-A term's weight is its (log) frequency in the title (counted `TITLE_WEIGHT` times) and body,
-times an inverse document frequency taken from general usage (wordfreq's Zipf scale: "the"
-7.7, "minister" 5.0, "Pyongyang" 3.1, "Krivoruchko" 0), times `ENTITY_WEIGHT` for entity-like
-tokens (capitalised inside a sentence, or upper-case acronyms). A fixed, usage-based IDF rather
+A term's weight is its (log) frequency in the title and body, times an inverse document
+frequency taken from general usage (wordfreq's Zipf scale: "the" 7.7, "minister" 5.0,
+"Pyongyang" 3.1, "Krivoruchko" 0), times `ENTITY_WEIGHT` for entity-like tokens (capitalised
+inside a sentence, or upper-case acronyms). A fixed, usage-based IDF rather
 than one counted in the archive makes an article's vector depend on its text only, so the
 clusters do not depend on the order articles arrive in. Names in other scripts join their
 English form through the topics file's aliases: an alias group that matches adds one concept
@@ -23,7 +23,7 @@ from wordfreq import zipf_frequency
 from crawler.config import ConfigError
 from crawler.topics import AliasSet, fold, load_topics
 
-TITLE_WEIGHT = 3
+TITLE_WEIGHT = 1
 ENTITY_WEIGHT = 2.0
 # Words at least this common in general usage carry no meaning of their own here.
 STOP_ZIPF = 5.6
