@@ -9,8 +9,8 @@ copies (exact Jaccard of the shingles >= COPY_THRESHOLD, found through LSH), and
 (copies, or cosine of the term vectors >= STORY_THRESHOLD between articles at most STORY_WINDOW
 apart). So the result does not depend on the order articles arrive in, and a rebuild gives what
 incremental maintenance gave. In a group of copies every article points (`reprint_of`) at the
-earliest one: by publication time, then an article that does not name another outlet as its
-source, then the lowest id.
+original: an article that does not name another outlet as its source before one that does,
+then the earliest publication, then the lowest id.
 """
 
 from __future__ import annotations
@@ -49,11 +49,14 @@ class _Text:
     body: str
     when: datetime
     declared_copy: bool
+    dated: bool
 
     @property
-    def order(self) -> tuple[datetime, bool, int]:
-        """Earliest first: publication time, then not naming another source, then id."""
-        return (self.when, self.declared_copy, self.id)
+    def order(self) -> tuple[bool, datetime, int]:
+        """Originals first: an article that names another outlet as its source comes after one
+        that does not (a page replayed without its listing may have lost its date); then the
+        earliest publication, then the lowest id."""
+        return (self.declared_copy, self.when, self.id)
 
 
 def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
@@ -68,12 +71,15 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
             _ARTICLES.c.body,
             func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
             _ARTICLES.c.original_source,
+            _ARTICLES.c.published_at.is_not(None),
         ).where(_ARTICLES.c.id.in_(wanted))
     )
     found = {}
     for row in rows:
         when = row[4] if row[4].tzinfo else row[4].replace(tzinfo=UTC)
-        found[row[0]] = _Text(row[0], row[1], row[2], row[3], when, row[5] is not None)
+        found[row[0]] = _Text(
+            row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6])
+        )
     return found
 
 
@@ -127,7 +133,9 @@ def _insert_signature(session: Session, text: _Text, topics_file: str | None) ->
                 for key in sorted(set(sig.band_keys(values)))
             ],
         )
-    terms = index_terms(vector)
+    # An undated article (a page replayed without the listing that dated it) has no place in
+    # time: it joins a story only through the texts it copies.
+    terms = index_terms(vector) if text.dated else []
     if terms:
         session.execute(
             insert(_TERMS),
@@ -250,7 +258,10 @@ def _cluster(session: Session, article_id: int) -> None:
     when: datetime = mine.published_at
     vector: dict[str, float] = mine.terms
     neighbours: dict[int, int | None] = {}  # article id -> its story
-    keys = [term_key(t) for t in index_terms(vector)]
+    dated = session.scalar(
+        select(_ARTICLES.c.published_at.is_not(None)).where(_ARTICLES.c.id == article_id)
+    )
+    keys = [term_key(t) for t in index_terms(vector)] if dated else []
     if keys:
         shared = (
             select(_TERMS.c.article_id)
