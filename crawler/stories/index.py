@@ -31,6 +31,8 @@ STORY_WINDOW = timedelta(days=3)
 STORY_THRESHOLD = 0.5
 # Candidates of a story share at least this many of their telling terms.
 MIN_SHARED_TERMS = 2
+# A story's label is recomputed on every change up to this size, then as its size doubles.
+LABEL_EXACT = 32
 
 _SIGNATURES = cast(Table, ArticleSignature.__table__)
 _BANDS = cast(Table, SignatureBand.__table__)
@@ -282,14 +284,16 @@ def _cluster(session: Session, article_id: int) -> None:
         for other_id, terms, story_id in candidates:
             if cosine(vector, terms) >= STORY_THRESHOLD:
                 neighbours[other_id] = story_id
+    # the texts it copies or that copy it are in its story, however far apart in time
     root = mine.reprint_of or article_id
-    for other_id, story_id in session.execute(
-        select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id).where(
-            (_SIGNATURES.c.reprint_of == root) | (_SIGNATURES.c.article_id == root),
-            _SIGNATURES.c.article_id != article_id,
-        )
+    copies = select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id)
+    for statement in (
+        copies.where(_SIGNATURES.c.reprint_of == root),
+        copies.where(_SIGNATURES.c.article_id == root),
     ):
-        neighbours[other_id] = story_id
+        for other_id, story_id in session.execute(statement):
+            if other_id != article_id:
+                neighbours[other_id] = story_id
     if not neighbours:
         return
     stories = {s for s in neighbours.values() if s is not None}
@@ -323,15 +327,36 @@ def _cluster(session: Session, article_id: int) -> None:
 
 
 def refresh_story(session: Session, story_id: int) -> None:
-    """A story's label (the title nearest its members' mean vector), times and counts."""
-    rows = session.execute(
+    """A story's times and counts, and its label: the title of the member nearest the members'
+    mean vector. The label is recomputed while the story is small and then each time its size
+    doubles, so that storing an article costs the same however large its story has grown."""
+    figures = session.execute(
         select(
-            _SIGNATURES.c.article_id,
-            _SIGNATURES.c.published_at,
-            _SIGNATURES.c.source_id,
-            _SIGNATURES.c.terms,
-            _ARTICLES.c.title,
-        )
+            func.count(),
+            func.count(func.distinct(_SIGNATURES.c.source_id)),
+            func.min(_SIGNATURES.c.published_at),
+            func.max(_SIGNATURES.c.published_at),
+        ).where(_SIGNATURES.c.story_id == story_id)
+    ).one()
+    count = figures[0]
+    values: dict[str, Any] = {
+        "article_count": count,
+        "outlet_count": figures[1],
+        "first_published_at": figures[2],
+        "last_published_at": figures[3],
+        "updated_at": utcnow(),
+    }
+    current = session.execute(
+        select(_STORIES.c.label).where(_STORIES.c.id == story_id)
+    ).scalar_one()
+    if not current or count <= LABEL_EXACT or count & (count - 1) == 0:
+        values["label"] = _representative_title(session, story_id)
+    session.execute(update(_STORIES).where(_STORIES.c.id == story_id).values(**values))
+
+
+def _representative_title(session: Session, story_id: int) -> str:
+    rows = session.execute(
+        select(_SIGNATURES.c.published_at, _SIGNATURES.c.terms, _ARTICLES.c.title)
         .join(_ARTICLES, _ARTICLES.c.id == _SIGNATURES.c.article_id)
         .where(_SIGNATURES.c.story_id == story_id)
     ).all()
@@ -340,18 +365,7 @@ def refresh_story(session: Session, story_id: int) -> None:
         for term, weight in row.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     best = max(rows, key=lambda r: (cosine(r.terms, centroid), -r.published_at.timestamp()))
-    session.execute(
-        update(_STORIES)
-        .where(_STORIES.c.id == story_id)
-        .values(
-            label=best.title,
-            first_published_at=min(r.published_at for r in rows),
-            last_published_at=max(r.published_at for r in rows),
-            article_count=len(rows),
-            outlet_count=len({r.source_id for r in rows}),
-            updated_at=utcnow(),
-        )
-    )
+    return str(best.title)
 
 
 def clear_index(session: Session) -> None:

@@ -191,9 +191,9 @@ def article_copies(session: Session, article_id: int) -> list[LinkedArticle]:
         select(ArticleSignature.reprint_of).where(ArticleSignature.article_id == article_id)
     )
     root = root or article_id
-    group = _linked(
-        session,
-        (ArticleSignature.reprint_of == root) | (ArticleSignature.article_id == root),
+    # two indexed lookups (an OR of the two columns would read the whole table)
+    group = _linked(session, ArticleSignature.article_id == root) + _linked(
+        session, ArticleSignature.reprint_of == root
     )
     return [a for a in group if a.id != article_id]
 

@@ -73,9 +73,22 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("article_id", name=op.f("pk_article_signatures")),
     )
-    for column in ("published_at", "reprint_of", "story_id"):
+    op.create_index(
+        op.f("ix_article_signatures_published_at"),
+        "article_signatures",
+        ["published_at"],
+        unique=False,
+    )
+    # partial: most articles copy nothing and are in no story (see the model)
+    for column in ("reprint_of", "story_id"):
+        predicate = sa.text(f"{column} IS NOT NULL")
         op.create_index(
-            op.f(f"ix_article_signatures_{column}"), "article_signatures", [column], unique=False
+            op.f(f"ix_article_signatures_{column}"),
+            "article_signatures",
+            [column],
+            unique=False,
+            sqlite_where=predicate,
+            postgresql_where=predicate,
         )
     op.create_table(
         "signature_bands",
