@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm, utcnow
@@ -61,23 +61,81 @@ class _Text:
         return (self.declared_copy, self.when, self.id)
 
 
+# The statements that run for every stored article are built once (building and caching a
+# statement measured more than the query itself).
+_TEXTS = select(
+    _ARTICLES.c.id,
+    _ARTICLES.c.source_id,
+    _ARTICLES.c.title,
+    _ARTICLES.c.body,
+    func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
+    _ARTICLES.c.original_source,
+    _ARTICLES.c.published_at.is_not(None),
+).where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
+_HAS_SIGNATURE = select(_SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.article_id == bindparam("article_id")
+)
+_INSERT_SIGNATURE = insert(_SIGNATURES)
+_INSERT_BANDS = insert(_BANDS)
+_INSERT_TERMS = insert(_TERMS)
+_MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
+_BAND_CANDIDATES = (
+    select(_BANDS.c.article_id)
+    .where(
+        _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
+        _BANDS.c.article_id != bindparam("article_id"),
+    )
+    .distinct()
+)
+_ROOTS = select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True))
+)
+_POINTING = select(_SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.reprint_of.in_(bindparam("roots", expanding=True))
+)
+_SET_REPRINT = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.article_id == bindparam("member"))
+    .values(reprint_of=bindparam("root"), similarity=bindparam("score"))
+)
+_MINE = select(
+    _SIGNATURES.c.published_at,
+    _SIGNATURES.c.terms,
+    _SIGNATURES.c.reprint_of,
+    _SIGNATURES.c.story_id,
+).where(_SIGNATURES.c.article_id == bindparam("article_id"))
+_SHARED_TERMS = (
+    select(_TERMS.c.article_id)
+    .where(
+        _TERMS.c.term_key.in_(bindparam("keys", expanding=True)),
+        _TERMS.c.published_at >= bindparam("start"),
+        _TERMS.c.published_at <= bindparam("end"),
+        _TERMS.c.article_id != bindparam("article_id"),
+    )
+    .group_by(_TERMS.c.article_id)
+    .having(func.count() >= MIN_SHARED_TERMS)
+)
+_STORY_CANDIDATES = select(
+    _SIGNATURES.c.article_id, _SIGNATURES.c.terms, _SIGNATURES.c.story_id
+).where(_SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True)))
+_HAS_TERMS = select(_TERMS.c.article_id).where(_TERMS.c.article_id == bindparam("article_id"))
+_LINKED = select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id)
+_COPIES_OF = _LINKED.where(_SIGNATURES.c.reprint_of == bindparam("root"))
+_ORIGINAL = _LINKED.where(_SIGNATURES.c.article_id == bindparam("root"))
+_INSERT_STORY = insert(_STORIES).returning(_STORIES.c.id)
+_JOIN_STORY = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True)))
+    .values(story_id=bindparam("story"))
+)
+
+
 def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(
-            _ARTICLES.c.id,
-            _ARTICLES.c.source_id,
-            _ARTICLES.c.title,
-            _ARTICLES.c.body,
-            func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
-            _ARTICLES.c.original_source,
-            _ARTICLES.c.published_at.is_not(None),
-        ).where(_ARTICLES.c.id.in_(wanted))
-    )
     found = {}
-    for row in rows:
+    for row in session.execute(_TEXTS, {"ids": wanted}):
         when = row[4] if row[4].tzinfo else row[4].replace(tzinfo=UTC)
         found[row[0]] = _Text(
             row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6])
@@ -92,14 +150,12 @@ def index_article(session: Session, article_id: int, topics_file: str | None = N
         return
     regroup: set[int] = set()
     recluster: set[int] = set()
-    if session.execute(
-        select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.article_id == article_id)
-    ).first():
+    if session.execute(_HAS_SIGNATURE, {"article_id": article_id}).first():
         regroup, recluster = _remove(session, article_id)
-    _insert_signature(session, text, topics_file)
+    shingle_set, values = _insert_signature(session, text, topics_file)
     for copy in _ordered(session, regroup):
         _link_copies(session, copy)
-    _link_copies(session, text)
+    _link_copies(session, text, shingle_set, values)
     for member in sorted(recluster):
         _cluster(session, member)
     _cluster(session, article_id)
@@ -109,12 +165,15 @@ def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
     return sorted(_texts(session, ids).values(), key=lambda t: t.order)
 
 
-def _insert_signature(session: Session, text: _Text, topics_file: str | None) -> None:
+def _insert_signature(
+    session: Session, text: _Text, topics_file: str | None
+) -> tuple[set[str], Any]:
+    """The article's signature, bands and story terms; its shingles and MinHash."""
     shingle_set = sig.shingles(text.body)
     values = sig.minhash(shingle_set)
     vector = term_vector(text.title, text.body, topics_file)
     session.execute(
-        insert(_SIGNATURES),
+        _INSERT_SIGNATURE,
         {
             "article_id": text.id,
             "source_id": text.source_id,
@@ -129,7 +188,7 @@ def _insert_signature(session: Session, text: _Text, topics_file: str | None) ->
     )
     if shingle_set:
         session.execute(
-            insert(_BANDS),
+            _INSERT_BANDS,
             [
                 {"band_key": key, "article_id": text.id}
                 for key in sorted(set(sig.band_keys(values)))
@@ -140,12 +199,13 @@ def _insert_signature(session: Session, text: _Text, topics_file: str | None) ->
     terms = index_terms(vector) if text.dated else []
     if terms:
         session.execute(
-            insert(_TERMS),
+            _INSERT_TERMS,
             [
                 {"term_key": key, "published_at": text.when, "article_id": text.id}
                 for key in sorted({term_key(t) for t in terms})
             ],
         )
+    return shingle_set, values
 
 
 def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
@@ -186,112 +246,72 @@ def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
 
 def _copy_group(session: Session, roots: set[int]) -> set[int]:
     """The roots and every article pointing at one of them."""
-    pointing = session.scalars(
-        select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.reprint_of.in_(sorted(roots)))
-    )
-    return roots | set(pointing)
+    return roots | set(session.scalars(_POINTING, {"roots": sorted(roots)}))
 
 
-def _link_copies(session: Session, text: _Text) -> None:
+def _link_copies(
+    session: Session, text: _Text, shingle_set: set[str] | None = None, values: Any = None
+) -> None:
     """Link the article into the group of the texts it copies (or that copy it)."""
-    keys = session.scalar(select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == text.id))
-    assert keys is not None
-    values = sig.from_bytes(keys)
-    candidates = [
-        row[0]
-        for row in session.execute(
-            select(_BANDS.c.article_id)
-            .where(
-                _BANDS.c.band_key.in_(sig.band_keys(values)),
-                _BANDS.c.article_id != text.id,
-            )
-            .distinct()
-        )
-    ]
+    if values is None:
+        values = sig.from_bytes(session.execute(_MINHASH, {"article_id": text.id}).scalar_one())
+    candidates = list(
+        session.scalars(_BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id})
+    )
     if not candidates:
         return
-    shingle_set = sig.shingles(text.body)
+    if shingle_set is None:
+        shingle_set = sig.shingles(text.body)
     others = _texts(session, candidates)
     copies = [
-        other
+        other.id
         for other in others.values()
         if sig.jaccard(shingle_set, sig.shingles(other.body)) >= sig.COPY_THRESHOLD
     ]
     if not copies:
         return
-    roots = {
-        row[0] or row[1]
-        for row in session.execute(
-            select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
-                _SIGNATURES.c.article_id.in_([c.id for c in copies])
-            )
-        )
-    }
+    roots = {row[0] or row[1] for row in session.execute(_ROOTS, {"ids": copies})}
     group = _copy_group(session, roots) | {text.id}
     members = _texts(session, group)
     root = min(members.values(), key=lambda t: t.order)
     root_shingles = sig.shingles(root.body)
-    session.execute(
-        update(_SIGNATURES)
-        .where(_SIGNATURES.c.article_id == root.id)
-        .values(reprint_of=None, similarity=None)
-    )
+    links: list[dict[str, Any]] = [{"member": root.id, "root": None, "score": None}]
     for member in members.values():
         if member.id == root.id:
             continue
-        similarity = sig.jaccard(sig.shingles(member.body), root_shingles)
-        session.execute(
-            update(_SIGNATURES)
-            .where(_SIGNATURES.c.article_id == member.id)
-            .values(reprint_of=root.id, similarity=round(similarity, 4))
-        )
+        score = sig.jaccard(sig.shingles(member.body), root_shingles)
+        links.append({"member": member.id, "root": root.id, "score": round(score, 4)})
+    session.execute(_SET_REPRINT, links)
 
 
 def _cluster(session: Session, article_id: int) -> None:
     """Put the article in the story of the articles it is about the same event as."""
-    mine = session.execute(
-        select(
-            _SIGNATURES.c.published_at,
-            _SIGNATURES.c.terms,
-            _SIGNATURES.c.reprint_of,
-            _SIGNATURES.c.story_id,
-        ).where(_SIGNATURES.c.article_id == article_id)
-    ).one()
+    mine = session.execute(_MINE, {"article_id": article_id}).one()
     when: datetime = mine.published_at
     vector: dict[str, float] = mine.terms
     neighbours: dict[int, int | None] = {}  # article id -> its story
-    dated = session.scalar(
-        select(_ARTICLES.c.published_at.is_not(None)).where(_ARTICLES.c.id == article_id)
-    )
-    keys = [term_key(t) for t in index_terms(vector)] if dated else []
-    if keys:
-        shared = (
-            select(_TERMS.c.article_id)
-            .where(
-                _TERMS.c.term_key.in_(keys),
-                _TERMS.c.published_at >= when - STORY_WINDOW,
-                _TERMS.c.published_at <= when + STORY_WINDOW,
-                _TERMS.c.article_id != article_id,
-            )
-            .group_by(_TERMS.c.article_id)
-            .having(func.count() >= MIN_SHARED_TERMS)
-        )
-        candidates = session.execute(
-            select(_SIGNATURES.c.article_id, _SIGNATURES.c.terms, _SIGNATURES.c.story_id).where(
-                _SIGNATURES.c.article_id.in_(shared)
+    # an undated article has no story terms: it shares none with anyone
+    keys = [term_key(t) for t in index_terms(vector)]
+    if keys and session.execute(_HAS_TERMS, {"article_id": article_id}).first():
+        shared = list(
+            session.scalars(
+                _SHARED_TERMS,
+                {
+                    "keys": keys,
+                    "start": when - STORY_WINDOW,
+                    "end": when + STORY_WINDOW,
+                    "article_id": article_id,
+                },
             )
         )
-        for other_id, terms, story_id in candidates:
-            if cosine(vector, terms) >= STORY_THRESHOLD:
-                neighbours[other_id] = story_id
+        if shared:
+            for other_id, terms, story_id in session.execute(_STORY_CANDIDATES, {"ids": shared}):
+                if cosine(vector, terms) >= STORY_THRESHOLD:
+                    neighbours[other_id] = story_id
     # the texts it copies or that copy it are in its story, however far apart in time
     root = mine.reprint_of or article_id
-    copies = select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id)
-    for statement in (
-        copies.where(_SIGNATURES.c.reprint_of == root),
-        copies.where(_SIGNATURES.c.article_id == root),
-    ):
-        for other_id, story_id in session.execute(statement):
+    for statement in (_COPIES_OF, _ORIGINAL):
+        for other_id, story_id in session.execute(statement, {"root": root}):
             if other_id != article_id:
                 neighbours[other_id] = story_id
     if not neighbours:
@@ -303,7 +323,7 @@ def _cluster(session: Session, article_id: int) -> None:
         target = min(stories)
     else:
         target = session.execute(
-            insert(_STORIES).returning(_STORIES.c.id),
+            _INSERT_STORY,
             {
                 "label": "",
                 "first_published_at": when,
@@ -320,9 +340,7 @@ def _cluster(session: Session, article_id: int) -> None:
         )
         session.execute(delete(_STORIES).where(_STORIES.c.id.in_(merged)))
     loose = sorted({article_id} | {a for a, s in neighbours.items() if s is None})
-    session.execute(
-        update(_SIGNATURES).where(_SIGNATURES.c.article_id.in_(loose)).values(story_id=target)
-    )
+    session.execute(_JOIN_STORY, {"ids": loose, "story": target})
     refresh_story(session, target)
 
 

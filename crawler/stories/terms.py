@@ -2,12 +2,12 @@
 
 A term's weight is its (log) frequency in the title and body, times an inverse document
 frequency taken from general usage (wordfreq's Zipf scale: "the" 7.7, "minister" 5.0,
-"Pyongyang" 3.1, names it does not list 0), times `ENTITY_WEIGHT` for entity-like tokens (capitalised
-inside a sentence, or upper-case acronyms). A fixed, usage-based IDF rather
-than one counted in the archive makes an article's vector depend on its text only, so the
-clusters do not depend on the order articles arrive in. Names in other scripts join their
-English form through the topics file's aliases: an alias group that matches adds one concept
-term (`@topic/group`) shared by every spelling.
+"Pyongyang" 3.1, names it does not list 0), times `ENTITY_WEIGHT` for entity-like tokens
+(capitalised inside a sentence, or upper-case acronyms). A fixed, usage-based IDF rather than
+one counted in the archive makes an article's vector depend on its text only, so the clusters
+do not depend on the order articles arrive in. Names in other scripts join their English form
+through the topics file's aliases: an alias group that matches adds one concept term
+(`@topic/group`) shared by every spelling.
 """
 
 from __future__ import annotations
