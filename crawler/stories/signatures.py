@@ -1,8 +1,8 @@
 """Similarity signatures of article texts: word shingles, their MinHash and its LSH bands.
 
 Two articles are copies of one text when the Jaccard similarity of their bodies' 5-word
-shingle sets is at least `COPY_THRESHOLD` (measured by bench/stories.py on its labelled set: copies and
-edited copies score 0.58 and more, every other pair 0.031 at most). The MinHash
+shingle sets is at least `COPY_THRESHOLD` (measured by bench/stories.py on its labelled set:
+copies and edited copies score 0.58 and more, every other pair 0.031 at most). The MinHash
 (datasketch, `NUM_PERM` permutations) is cut into `BANDS` bands of `ROWS` values; two articles
 with an equal band are candidates, and a candidate is a copy only when the exact Jaccard of the
 two texts reaches the threshold. With 42 bands of 3 rows a pair at Jaccard 0.5 is a candidate
