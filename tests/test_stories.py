@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -24,7 +28,7 @@ from crawler.db.models import Article, ArticleSignature, SignatureBand, Story
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
-from tests.conftest import crawl, fresh_archive_url, run_cli, write_sources
+from tests.conftest import ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
 KCNA_RATIFICATION = "287305"
@@ -338,6 +342,35 @@ def test_a_story_outside_the_window_is_another_story(archive):
         assert session.get_one(ArticleSignature, ids["late"]).story_id == in_window
 
 
+def run_in_terminal(*args: str, db_url: str) -> str:
+    """The command's output as a terminal shows it (run under a pseudo-terminal)."""
+    master, slave = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env |= {"CRAWLER_DATABASE_URL": db_url, "TERM": "xterm-256color", "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=ROOT,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=120)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def test_changes_lists_an_edit_between_two_crawls_with_a_word_diff(
     db_url: str, kcna: MirrorServer, sources_file: Path
 ):
@@ -363,5 +396,10 @@ def test_changes_lists_an_edit_between_two_crawls_with_a_word_diff(
     assert "more than [-30-] {+40+} units" in edit["changes"][0]["diff"]
     text = run_cli("changes", "--outlet", "kcna_watch", db_url=db_url)
     assert "[-30-]" in text.stdout and "{+40+}" in text.stdout
+    # on a terminal the removed word is struck through in red, the added one green
+    shown = run_in_terminal("changes", db_url=db_url)
+    assert re.search(r"\x1b\[[0-9;]*9[0-9;]*m30", shown), shown
+    assert re.search(r"\x1b\[[0-9;]*32[0-9;]*m40", shown), shown
+    assert "[-30-]" not in shown
     other = run_cli("changes", "--json", "--since", "2999-01-01", db_url=db_url)
     assert json.loads(other.stdout) == []
