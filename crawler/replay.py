@@ -44,6 +44,7 @@ from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.pipelines.validate import missing_fields
 from crawler.spiders.base import ListingEntry, NewsSpider
+from crawler.stories import index_article
 from crawler.topics import TopicTagger
 
 # Headers that describe how the bytes travelled, not the bytes as stored (already decoded).
@@ -217,6 +218,7 @@ def archive_replayed(
     record_urls(session, source_id, urls, ARCHIVED, stored.id, item.snapshot_id)
     if outcome is not Outcome.UNCHANGED:
         replayer.tagger.tag(session, stored.id, item, new=outcome is Outcome.NEW)
+        index_article(session, stored.id, replayer.settings.get("CRAWLER_TOPICS"))
     return outcome.value
 
 
@@ -305,6 +307,7 @@ def reparse_article(
     supersede(session, article, item, now)
     article.last_seen_at = seen
     replayer.tagger.tag(session, article.id, item, new=False)
+    index_article(session, article.id, replayer.settings.get("CRAWLER_TOPICS"))
     return Outcome.UPDATED.value
 
 

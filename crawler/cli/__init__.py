@@ -6,10 +6,22 @@ One module a command group; importing them registers their commands on `app`.
 import os
 import sys
 
-from crawler.cli import crawl, db, query, schedule, sources, topics, warc, web
+from crawler.cli import crawl, db, query, schedule, sources, stories, topics, warc, web
 from crawler.cli.common import app, err
 
-__all__ = ["app", "crawl", "db", "main", "query", "schedule", "sources", "topics", "warc", "web"]
+__all__ = [
+    "app",
+    "crawl",
+    "db",
+    "main",
+    "query",
+    "schedule",
+    "sources",
+    "stories",
+    "topics",
+    "warc",
+    "web",
+]
 
 
 def main() -> None:

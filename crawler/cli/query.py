@@ -95,6 +95,9 @@ def search_command(
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    all_copies: Annotated[
+        bool, typer.Option("--all-copies", help="Every copy of a text as a hit of its own.")
+    ] = False,
     db: DbOption = None,
     sources: SourcesOption = None,
 ) -> None:
@@ -117,7 +120,7 @@ def search_command(
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
-            hits = search(session, query, filters, limit)
+            hits = search(session, query, filters, limit, all_copies=all_copies)
     except SearchError as exc:
         raise fail(escape(str(exc))) from None
     finally:
@@ -135,6 +138,8 @@ def search_command(
         out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
         when = published_label(hit.published_at, hit.published_date, hit.published_precision)
         where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
+        if hit.copies and not all_copies:
+            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
         out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
         snippet = marked(printable(hit.snippet, lines=False), style)
         out.print(Text("    ").append_text(snippet), soft_wrap=True)

@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -191,7 +194,8 @@ class ArticleVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     first_seen_at: Mapped[datetime]
-    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # `crawler changes` reads the edits of a period by this index
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     article: Mapped[Article] = relationship(back_populates="versions")
 
@@ -280,4 +284,79 @@ class ArticleTopic(Base):
     )
     topic_id: Mapped[int] = mapped_column(
         ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Story(Base):
+    """Articles of several outlets (or one) about the same event within a few days."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(Text)
+    first_published_at: Mapped[datetime]
+    last_published_at: Mapped[datetime] = mapped_column(index=True)
+    article_count: Mapped[int]
+    outlet_count: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleSignature(Base):
+    """An article's similarity signature (MinHash of its body's word shingles), its term vector
+    for story clustering, and what they link it to: the text it copies, the story it is in."""
+
+    __tablename__ = "article_signatures"
+    # Most articles copy nothing and are in no story: partial indexes hold only the others, so
+    # that a lookup stays an index search even where the planner's statistics see mostly NULLs.
+    __table_args__ = (
+        Index(
+            "ix_article_signatures_reprint_of",
+            "reprint_of",
+            sqlite_where=text("reprint_of IS NOT NULL"),
+            postgresql_where=text("reprint_of IS NOT NULL"),
+        ),
+        Index(
+            "ix_article_signatures_story_id",
+            "story_id",
+            sqlite_where=text("story_id IS NOT NULL"),
+            postgresql_where=text("story_id IS NOT NULL"),
+        ),
+    )
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    # the article's publication time, else when it was first seen: its place in time
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    minhash: Mapped[bytes] = mapped_column(LargeBinary)
+    shingles: Mapped[int]
+    terms: Mapped[dict[str, Any]]
+    # the earliest article of the same or nearly the same text (None: this is the first)
+    reprint_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    similarity: Mapped[float | None] = mapped_column(Float)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+
+
+class SignatureBand(Base):
+    """The LSH index: one row per band of an article's MinHash; equal keys are candidates."""
+
+    __tablename__ = "signature_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class StoryTerm(Base):
+    """An article's most telling terms by time: articles near in time sharing them are
+    candidates for the same story."""
+
+    __tablename__ = "story_terms"
+
+    term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
     )

@@ -29,6 +29,7 @@ from crawler.db.queries import (
 )
 from crawler.items import ArticleItem, NotModifiedItem
 from crawler.signals import page_error
+from crawler.stories import index_article
 from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class StorePipeline:
                 outcome, article = archive_article(session, context.source_id, item)
                 if outcome is not Outcome.UNCHANGED and self.tagger is not None:
                     matched = self.tagger.tag(session, article.id, item, outcome is Outcome.NEW)
+                if outcome is not Outcome.UNCHANGED:
+                    # copies and stories kept in step, in the same transaction
+                    index_article(session, article.id, self.crawler.settings.get("CRAWLER_TOPICS"))
                 record_urls(
                     session, context.source_id, urls, ARCHIVED, article.id, item.snapshot_id
                 )

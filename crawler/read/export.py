@@ -12,7 +12,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleTopic, Snapshot, Source, Topic
+from crawler.db.models import Article, ArticleSignature, ArticleTopic, Snapshot, Source, Topic
 
 EXPORT_FIELDS = (
     "id",
@@ -36,6 +36,9 @@ EXPORT_FIELDS = (
     "version",
     "content_hash",
     "snapshot_sha256",
+    # crawler/stories: the earliest article of the same text, and the article's story
+    "reprint_of",
+    "story_id",
 )
 BATCH = 1000
 
@@ -111,9 +114,12 @@ def iter_records(
             Article.version,
             Article.content_hash,
             Snapshot.sha256,
+            ArticleSignature.reprint_of,
+            ArticleSignature.story_id,
         )
         .join(Source, Source.id == Article.source_id)
         .outerjoin(Snapshot, Snapshot.id == Article.snapshot_id)
+        .outerjoin(ArticleSignature, ArticleSignature.article_id == Article.id)
         .order_by(Article.id)
     ).execution_options(yield_per=BATCH)
     for row in session.execute(statement):
@@ -154,6 +160,8 @@ def write_parquet(records: Iterator[dict[str, Any]], path: str, tick: Callable[[
     types = {
         "id": pa.int64(),
         "version": pa.int64(),
+        "reprint_of": pa.int64(),
+        "story_id": pa.int64(),
         "partial": pa.bool_(),
         "published_at": instant,
         "published_date": pa.date32(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.sql import ColumnElement
 
 from crawler.db.models import Article, Source
 from crawler.read.export import ArticleFilter
+from crawler.stories.queries import collapse_copies
 
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"
@@ -44,6 +45,8 @@ MAX_QUERY_CHARS = 1000
 MAX_QUERY_TERMS = 64
 _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR", "or"})
 _TERM = re.compile(r"\w+")
+# Ranked hits fetched per hit shown, so that copies folded into one still leave `limit`.
+COPY_HEADROOM = 4
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
 _PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
@@ -81,6 +84,9 @@ class SearchHit:
     score: float
     published_date: date | None = None
     published_precision: str | None = None
+    copies: int = 0  # other articles of the same text (crawler/stories)
+    reprint_of: int | None = None
+    story_id: int | None = None
 
     def as_dict(self, start: str = "<mark>", end: str = "</mark>") -> dict[str, Any]:
         """A JSON-ready record; highlighted words between `start` and `end`."""
@@ -94,6 +100,9 @@ class SearchHit:
             "published_precision": self.published_precision,
             "snippet": highlight(self.snippet, start, end),
             "score": round(self.score, 6),
+            "copies": self.copies,
+            "reprint_of": self.reprint_of,
+            "story_id": self.story_id,
         }
 
 
@@ -144,17 +153,35 @@ def search(
     filters: ArticleFilter | None = None,
     limit: int = 20,
     offset: int = 0,
+    all_copies: bool = False,
 ) -> list[SearchHit]:
     """The best `limit` articles for `query` after the first `offset`, best first; SearchError
-    for a malformed query."""
+    for a malformed query.
+
+    Copies of one text are one hit (the best-ranked), with the number of its copies, unless
+    `all_copies`.
+    """
     check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
+    if all_copies:
+        fetch, skip = limit, offset
+    else:
+        # folding copies needs more ranked hits than are shown: pages are cut after folding
+        fetch, skip = (offset + limit) * COPY_HEADROOM, 0
     if dialect == "sqlite":
-        return _search_sqlite(session, query, filters, limit, offset)
-    if dialect == "postgresql":
-        return _search_postgresql(session, query, filters, limit, offset)
-    raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+        hits = _search_sqlite(session, query, filters, fetch, skip)
+    elif dialect == "postgresql":
+        hits = _search_postgresql(session, query, filters, fetch, skip)
+    else:
+        raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+    kept = collapse_copies(session, [h.id for h in hits], expand=all_copies)
+    folded = [
+        replace(h, copies=info.copies, reprint_of=info.reprint_of, story_id=info.story_id)
+        for h in hits
+        if (info := kept.get(h.id)) is not None
+    ]
+    return folded[:limit] if all_copies else folded[offset : offset + limit]
 
 
 def count_matches(session: Session, query: str, filters: ArticleFilter | None = None) -> int:

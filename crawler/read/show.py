@@ -155,6 +155,8 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
     current["first_seen_at"] = _iso(article.updated_at)
     current["superseded_at"] = None
     versions.append(current)
+    from crawler.stories.queries import article_context
+
     for previous, entry in itertools.pairwise(versions):
         entry["diff"] = unified_diff(previous, entry)
     versions[0]["diff"] = None
@@ -194,6 +196,7 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
             }
             for s in snapshots
         ],
+        **article_context(session, article.id),
     }
 
 
@@ -290,3 +293,35 @@ def print_history(console: Console, history: dict[str, Any]) -> None:
         console.print(Text(f"changes in version {v['version']}", style="bold"))
         console.print(_diff_text(printable(v["diff"])), highlight=False, soft_wrap=True)
     console.print(_snapshot_lines(history), soft_wrap=True, highlight=False, end="")
+    for table in _linked_tables(history):
+        console.print(table, highlight=False)
+
+
+def _linked_tables(history: dict[str, Any]) -> list[Table]:
+    """The article's copies ("also published by") and its story's articles."""
+    tables: list[Table] = []
+    if history.get("copies"):
+        copies = Table(title="also published by", title_justify="left")
+        for column in ("id", "outlet", "published", "similarity", "url"):
+            copies.add_column(column, overflow="fold")
+        for c in history["copies"]:
+            similarity = "original" if c["reprint_of"] is None else f"{c['similarity']:.2f}"
+            copies.add_row(
+                str(c["id"]), c["outlet"], _when(c["published_at"]), similarity, c["url"]
+            )
+        tables.append(copies)
+    story = history.get("story")
+    if story:
+        table = Table(title=f"story #{story['id']}: {story['label']}", title_justify="left")
+        for column in ("id", "outlet", "published", "title"):
+            table.add_column(column, overflow="fold")
+        for a in story["articles"]:
+            marker = " (this article)" if a["id"] == history["id"] else ""
+            table.add_row(
+                str(a["id"]),
+                a["outlet"],
+                _when(a["published_at"]),
+                Text(printable(a["title"], lines=False) + marker),
+            )
+        tables.append(table)
+    return tables
