@@ -21,10 +21,11 @@ from warcio.warcwriter import WARCWriter
 from crawler.db.models import Article, ArticleVersion, Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
-from crawler.mirror import MirrorServer
+from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.read.warc import http_headers, status_line
-from tests.conftest import crawl, fresh_archive_url, run_cli
+from tests.conftest import crawl, fresh_archive_url, run_cli, write_sources
 from tests.pages import page_text
+from tests.test_pyongyang_times import chromium  # noqa: F401 (a fixture)
 
 KIM_CHAEK = (
     "/newstream/1732523411-283960/"
@@ -401,3 +402,56 @@ def test_http_headers_describe_the_stored_payload():
         ("Content-Length", "4567"),
     ]
     assert status_line(404) == "404 Not Found" and status_line(599) == "599"
+
+
+@pytest.mark.usefixtures("chromium")
+def test_export_then_import_with_no_sources_file_rebuilds_the_archive(db_url, kcna, tmp_path):
+    """The WARC carries each page's outlet and publication date (a metadata record after its
+    response): imported into an empty archive with only the bundled sources file (whose hosts
+    are not the mirrors'), the articles come back the same, The Pyongyang Times' dates (read
+    from a listing that is not archived) included."""
+    with MirrorServer(SITES_DIR / "pyongyang_times") as pyongyang:
+        mirrors = {"kcna_watch": kcna.base_url, "pyongyang_times": pyongyang.base_url}
+        sources = write_sources(tmp_path / "mirrors.toml", mirrors)
+        source = f"sqlite:///{tmp_path / 'source.db'}"
+        result = crawl("kcna_watch", "pyongyang_times", db_url=source, sources_file=sources)
+        assert result.returncode == 0, result.stderr
+    path = export_warc(source, tmp_path / "archive.warc.gz")
+    with path.open("rb") as stream:
+        records = list(ArchiveIterator(stream))
+    metadata = [r for r in records if r.rec_type == "metadata"]
+    responses = [r for r in records if r.rec_type == "response"]
+    assert len(metadata) == len(responses) == len(stored_snapshots(source))
+    for response, meta in zip(responses, metadata, strict=True):
+        assert meta.rec_headers.get_header("WARC-Refers-To") == response.rec_headers.get_header(
+            "WARC-Record-ID"
+        )
+
+    result = run_cli("warc", "import", str(path), db_url=db_url)  # the bundled sources file
+    assert result.returncode == 0, result.stderr
+    original, rebuilt = articles(source), articles(db_url)
+    assert len(original) == 4 + 3  # kcna_watch's and pyongyang_times'
+    assert outcome_counts(result.stdout) == {
+        "new articles": 7,
+        "skipped: not a response record": 1,  # the warcinfo record
+    }
+    assert rebuilt == original
+    dated = published_dates(source)
+    assert published_dates(db_url) == dated
+    assert {precision for _, _, precision in dated.values()} == {"day"}
+    assert all(day is not None for _, day, _ in dated.values())
+
+
+def published_dates(db_url: str) -> dict[str, tuple[Any, Any, Any]]:
+    archive = Archive(db_url)
+    with archive.sessions() as session:
+        rows = session.execute(
+            select(
+                Article.canonical_url,
+                Article.published_at,
+                Article.published_date,
+                Article.published_precision,
+            )
+        ).all()
+    archive.dispose()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
