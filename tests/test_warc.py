@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -135,11 +136,18 @@ def test_export_is_read_back_by_warcio_with_the_stored_payloads(crawled, tmp_pat
                     record.content_stream().read(),
                 )
             )
-    assert [r[0] for r in records] == ["warcinfo"] + ["response"] * 5
+    # each response is followed by the metadata record of what the archive knows of the page
+    assert [r[0] for r in records] == ["warcinfo"] + ["response", "metadata"] * 5
     info = records[0][1]
     assert info.protocol == "WARC/1.1" and info.get_header("WARC-Filename") == "archive.warc.gz"
     assert b"software: news-archive-crawler/" in records[0][3]
-    for snapshot, (_, warc, http, payload) in zip(snapshots, records[1:], strict=True):
+    for (_, response, _, _), (_, meta, _, fields) in zip(records[1::2], records[2::2], strict=True):
+        assert meta.get_header("WARC-Refers-To") == response.get_header("WARC-Record-ID")
+        assert meta.get_header("WARC-Target-URI") == response.get_header("WARC-Target-URI")
+        assert meta.get_header("Content-Type") == "application/vnd.news-archive.page+json"
+        known = json.loads(fields)
+        assert known["outlet"] == "kcna_watch" and known["published_precision"] == "day"
+    for snapshot, (_, warc, http, payload) in zip(snapshots, records[1::2], strict=True):
         assert warc.protocol == "WARC/1.1"
         assert warc.get_header("WARC-Target-URI") == snapshot["requested_url"]
         assert (
@@ -158,7 +166,7 @@ def test_export_is_read_back_by_warcio_with_the_stored_payloads(crawled, tmp_pat
         assert http.get_header("Content-Type") == stored["content-type"][0]
         assert http.get_header("ETag") == stored["etag"][0]
     # the two fetches of the edited article are both there, oldest first
-    kim = [r for r in records[1:] if r[1].get_header("WARC-Target-URI").endswith(KIM_CHAEK)]
+    kim = [r for r in records[1::2] if r[1].get_header("WARC-Target-URI").endswith(KIM_CHAEK)]
     assert b"more than 30 units" in kim[0][3] and b"more than 40 units" in kim[1][3]
 
 
@@ -171,7 +179,7 @@ def test_every_record_is_its_own_gzip_member_with_a_correct_block_digest(crawled
         for record in iterator:
             record.content_stream().read()
             offsets.append((iterator.get_record_offset(), iterator.get_record_length()))
-    assert len(offsets) == 6 and offsets[0][0] == 0
+    assert len(offsets) == 11 and offsets[0][0] == 0
     assert sum(length for _, length in offsets) == len(raw)
     for offset, length in offsets:
         member = gzip.decompress(raw[offset : offset + length])  # decompresses on its own
