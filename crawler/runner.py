@@ -58,9 +58,9 @@ def run_crawls(
     process = CrawlerProcess(settings)
     crawlers = []
     for source in sources:
-        crawler = process.create_crawler(source.name)
+        crawler = process.create_crawler(source.spider)
         crawlers.append((source, crawler))
-        process.crawl(crawler, refresh=refresh)
+        process.crawl(crawler, refresh=refresh, source_name=source.name)
     process.start()
     run_ids = {
         source.name: (crawler.stats.get_value("archive/run_id") if crawler.stats else None)
