@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from dateutil import parser as dateparser
@@ -68,19 +70,46 @@ def _name_of(value: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Found:
+    """A field's value and where on the page it was found ("JSON-LD headline", "og:title"...)."""
+
+    value: Any
+    how: str
+
+
+def _author_name(value: str | None) -> str | None:
+    """An author meta's text, unless it is a profile URL (article:author often is)."""
+    if not value or re.match(r"^(?:https?:)?//", value):
+        return None
+    return value
+
+
 class PageMetadata:
-    """Lazily read metadata of one response."""
+    """Lazily read metadata of one response, each field with where it was found."""
 
     def __init__(self, response: TextResponse) -> None:
         self.response = response
 
     def meta(self, *names: str) -> str | None:
         """The first non-empty <meta property|name=...> content among `names`."""
+        found = self._meta_found(*names)
+        return found.value if found else None
+
+    def _meta_found(self, *names: str) -> Found | None:
         for name in names:
             value = self.response.xpath("//meta[@property=$n or @name=$n]/@content", n=name).get()
             if value and value.strip():
-                return normalize_text(value)
+                return Found(normalize_text(value), name)
         return None
+
+    def _xpath_text(self, xpath: str) -> str | None:
+        node = self.response.xpath(xpath)
+        return (
+            normalize_text(" ".join(node[0].xpath("./@content|./@datetime|.//text()").getall()))
+            if node
+            else None
+        )
 
     @cached_property
     def jsonld_article(self) -> dict[str, Any]:
@@ -97,29 +126,107 @@ class PageMetadata:
                     return node
         return {}
 
+    def _candidates(self, field: str) -> Iterator[tuple[str, Callable[[], Any]]]:
+        """Where each field may be found, most trustworthy first."""
+        ld = self.jsonld_article
+        if field == "title":
+            yield "JSON-LD headline", lambda: normalize_text(ld.get("headline"))
+            yield "og:title", lambda: self.meta("og:title")
+            yield "twitter:title", lambda: self.meta("twitter:title")
+            yield "microdata headline", lambda: self._xpath_text('//*[@itemprop="headline"]')
+            yield "<h1>", lambda: self._xpath_text("//h1")
+            yield "<title>", lambda: normalize_text(self.response.xpath("//title/text()").get())
+        elif field == "published":
+            yield "JSON-LD datePublished", lambda: parse_datetime(ld.get("datePublished"))
+            for name in _PUBLISHED_METAS:
+                yield name, partial(self._meta_datetime, name)
+            yield (
+                "microdata datePublished",
+                lambda: parse_datetime(self._xpath_text('//*[@itemprop="datePublished"]')),
+            )
+            yield (
+                "<time datetime>",
+                lambda: parse_datetime(
+                    self.response.xpath("(//article//time|//main//time|//time)/@datetime").get()
+                ),
+            )
+            yield "htmldate", self._htmldate
+        elif field == "author":
+            yield "JSON-LD author", lambda: _name_of(ld.get("author"))
+            yield "author", lambda: _author_name(self.meta("author"))
+            yield "article:author", lambda: _author_name(self.meta("article:author"))
+            yield (
+                "microdata author",
+                lambda: self._xpath_text(
+                    '//*[@itemprop="author"]//*[@itemprop="name"]|//*[@itemprop="author"]'
+                ),
+            )
+            yield "rel=author", lambda: self._xpath_text('//a[@rel="author"]')
+        elif field == "summary":
+            yield "JSON-LD description", lambda: normalize_text(ld.get("description"))
+            yield "og:description", lambda: self.meta("og:description")
+            yield "description", lambda: self.meta("description")
+        elif field == "language":
+            yield "<html lang>", lambda: _language_code(self.response.xpath("/html/@lang").get())
+            yield "JSON-LD inLanguage", lambda: _language_code(_text_of(ld.get("inLanguage")))
+            yield "og:locale", lambda: _language_code(self.meta("og:locale"))
+            yield (
+                "content-language",
+                lambda: _language_code(
+                    self.response.xpath('//meta[@http-equiv="content-language"]/@content').get()
+                ),
+            )
+
+    def _meta_datetime(self, name: str) -> datetime | None:
+        return parse_datetime(self.meta(name))
+
+    def found(self, field: str) -> Found | None:
+        """The field's value and where it was found, or None when the page does not say."""
+        for how, value_of in self._candidates(field):
+            value = value_of()
+            if value:
+                return Found(value, how)
+        return None
+
+    def _htmldate(self) -> datetime | None:
+        """The publication day htmldate's heuristics find (URL, markup, text): naive midnight."""
+        from htmldate import find_date
+
+        try:
+            day = find_date(
+                self.response.text,
+                url=self.response.url,
+                original_date=True,
+                extensive_search=False,
+            )
+        except Exception:  # htmldate raises several types on odd markup
+            return None
+        return datetime.fromisoformat(day) if day else None
+
     @property
     def title(self) -> str | None:
-        return (
-            normalize_text(self.jsonld_article.get("headline"))
-            or self.meta("og:title", "twitter:title")
-            or normalize_text(self.response.xpath("//title/text()").get())
-        )
+        found = self.found("title")
+        return found.value if found else None
 
     @property
     def published(self) -> datetime | None:
-        return parse_datetime(self.jsonld_article.get("datePublished")) or parse_datetime(
-            self.meta("article:published_time", "pubdate", "date")
-        )
+        found = self.found("published")
+        return found.value if found else None
 
     @property
     def author(self) -> str | None:
-        return _name_of(self.jsonld_article.get("author")) or self.meta("article:author", "author")
+        found = self.found("author")
+        return found.value if found else None
 
     @property
     def summary(self) -> str | None:
-        return normalize_text(self.jsonld_article.get("description")) or self.meta(
-            "og:description", "description"
-        )
+        found = self.found("summary")
+        return found.value if found else None
+
+    @property
+    def language(self) -> str | None:
+        found = self.found("language")
+        return found.value if found else None
 
     @property
     def canonical(self) -> str | None:
@@ -127,11 +234,41 @@ class PageMetadata:
         return self.response.urljoin(href.strip()) if href and href.strip() else None
 
     @property
-    def language(self) -> str | None:
-        lang = self.response.xpath("/html/@lang").get() or self.meta("og:locale")
-        if not lang:
-            return None
-        return lang.replace("_", "-").split("-")[0].lower() or None
+    def is_article(self) -> str | None:
+        """How the page declares itself an article (JSON-LD type, og:type), or None."""
+        if self.jsonld_article:
+            kind = self.jsonld_article.get("@type")
+            return f"JSON-LD {kind if isinstance(kind, str) else '/'.join(map(str, kind or []))}"
+        og_type = (self.meta("og:type") or "").lower()
+        if og_type in ("article", "news", "blog", "news_article") or og_type.startswith("article"):
+            return f"og:type {og_type}"
+        return None
+
+
+def _text_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name") or value.get("alternateName")
+    return value if isinstance(value, str) else None
+
+
+def _language_code(lang: str | None) -> str | None:
+    """'en-US', 'en_GB', 'EN' -> 'en'."""
+    if not lang or not lang.strip():
+        return None
+    return lang.strip().replace("_", "-").split("-")[0].lower() or None
+
+
+_PUBLISHED_METAS = (
+    "article:published_time",
+    "pubdate",
+    "date",
+    "publish-date",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date",
+    "DC.date.issued",
+    "og:published_time",
+)
 
 
 def generic_paragraphs(response: TextResponse) -> list[str]:
