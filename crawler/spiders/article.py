@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from courlan.filters import extension_filter, is_navigation_page, is_not_crawlable
 from dateutil import parser as dateparser
 from scrapy import Request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.utils.gz import gunzip, gzip_magic_number
 
@@ -63,7 +63,7 @@ class ArticleSpider(NewsSpider):
         super().__init__(*args, **kwargs)
         self._article_entries = 0
         self._found_entry_point = False
-        self._bodies: dict[str, list[str]] = {}
+        self._last_body: tuple[TextResponse, list[str]] | None = None
         self._pattern: re.Pattern[str] | None = None
 
     @property
@@ -106,7 +106,9 @@ class ArticleSpider(NewsSpider):
             for request in self.parse_listing(homepage, page=1):
                 yield request
         if not self._article_entries:
+            # nothing this spider could ever archive: a failed run, not an empty success
             self.report_error(self.source.base_url, "no feed, sitemap or article link found")
+            raise CloseSpider("no_articles_found")
 
     async def fetch(self, url: str) -> Response | None:
         """A discovery page fetched now (robots.txt obeyed); None if it is not there."""
@@ -219,10 +221,10 @@ class ArticleSpider(NewsSpider):
 
     def _body(self, response: TextResponse) -> list[str]:
         """The main text, extracted once per page however many times it is asked for."""
-        if response.url not in self._bodies:
-            self._bodies.clear()  # one page at a time: keep memory flat
-            self._bodies[response.url] = main_text(response.text, response.url)
-        return self._bodies[response.url]
+        if self._last_body is None or self._last_body[0] is not response:
+            # only the page being read is kept: memory stays flat
+            self._last_body = (response, main_text(response.text, response.url))
+        return self._last_body[1]
 
     def field(self, response: TextResponse, name: str) -> Found | None:
         """A field and where it came from: the source's selector, else the page's metadata."""
@@ -241,7 +243,8 @@ class ArticleSpider(NewsSpider):
         found = self.field(response, name)
         if found is None:
             return None
-        self._inc(f"extraction/{name}/{found.how.split(' ')[0]}")
+        how = "selector" if found.how.startswith("selector") else found.how.replace(" ", "_")
+        self._inc(f"extraction/{name}/{how}")
         return found.value
 
     def _parse_title(self, response: TextResponse) -> str | None:
