@@ -31,7 +31,13 @@ from scrapy.utils.gz import gunzip, gzip_magic_number
 
 from crawler.config import is_xpath
 from crawler.extract import Found, PageMetadata, main_text
-from crawler.spiders.base import ListingEntry, NewsSpider, paragraphs_of, text_of
+from crawler.spiders.base import (
+    ListingEntry,
+    NewsSpider,
+    paragraphs_of,
+    parse_bool,
+    text_of,
+)
 from crawler.text import normalize_text
 
 # Where sites usually keep their feeds and sitemaps, tried when robots.txt and the homepage
@@ -59,8 +65,10 @@ class ArticleSpider(NewsSpider):
     listing_link_css = "a[href]"
     metadata_fallbacks = ("title", "published", "author", "summary")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, probe: Any = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # `crawler sources add`: look at a site without an archive (nothing is known)
+        self.probing = parse_bool("probe", probe)
         self._article_entries = 0
         self._found_entry_point = False
         self._last_body: tuple[TextResponse, list[str]] | None = None
@@ -75,8 +83,12 @@ class ArticleSpider(NewsSpider):
     # -- discovery -------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
-        async for request in super().start():
-            yield request
+        if self.probing:
+            for request in self.discovery_requests():
+                yield request
+        else:
+            async for request in super().start():
+                yield request
         if not self.source.has_discovery:
             async for request in self.discover():
                 yield request
