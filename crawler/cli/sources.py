@@ -116,11 +116,11 @@ def add_source(
     chosen = name or source_name_for(base_url)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", chosen):
         raise fail(escape(f"--name {chosen!r}: use letters, digits, _ and - only"))
-    if chosen in config.sources:
-        raise fail(escape(f"{config.path}: a source named {chosen!r} exists already"))
     for existing in config.sources.values():
         if site_origin(existing.base_url) == base_url:
             raise fail(escape(f"{config.path}: {base_url} is already source {existing.name!r}"))
+    if chosen in config.sources:
+        raise fail(escape(f"{config.path}: a source named {chosen!r} exists already"))
     err.print(f"probing {escape(base_url)} ...", highlight=False)
     result = probe_site(base_url, articles=articles, overrides=setting_overrides(setting))
     if result.reason:
