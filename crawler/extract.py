@@ -144,6 +144,8 @@ class PageMetadata:
                 "microdata datePublished",
                 lambda: parse_datetime(self._xpath_text('//*[@itemprop="datePublished"]')),
             )
+        elif field == "published_guess":
+            # what the page shows rather than declares: after a feed's or sitemap's date
             yield (
                 "<time datetime>",
                 lambda: parse_datetime(

@@ -238,8 +238,11 @@ class ArticleSpider(NewsSpider):
             self._last_body = (response, main_text(response.text, response.url))
         return self._last_body[1]
 
-    def field(self, response: TextResponse, name: str) -> Found | None:
-        """A field and where it came from: the source's selector, else the page's metadata."""
+    def field(
+        self, response: TextResponse, name: str, entry: ListingEntry | None = None
+    ) -> Found | None:
+        """A field and where it came from: the source's selector, else what the page declares
+        (for the date: then the feed's or sitemap's, then what the page shows)."""
         selector = self.source.selectors.get(name)
         if selector:
             value = select_field(response, selector, name)
@@ -249,10 +252,16 @@ class ArticleSpider(NewsSpider):
         if name == "body":
             body = self._body(response)
             return Found(body, "main text (trafilatura)") if body else None
-        return PageMetadata(response).found(name)
+        page = PageMetadata(response)
+        found = page.found(name)
+        if found is None and name == "published":
+            if entry is not None and entry.published:
+                return Found(entry.published, "feed date")
+            return page.found("published_guess")
+        return found
 
-    def _value(self, response: TextResponse, name: str) -> Any:
-        found = self.field(response, name)
+    def _value(self, response: TextResponse, name: str, entry: ListingEntry | None = None) -> Any:
+        found = self.field(response, name, entry)
         if found is None:
             return None
         how = "selector" if found.how.startswith("selector") else found.how.replace(" ", "_")
@@ -268,7 +277,7 @@ class ArticleSpider(NewsSpider):
         return value or []
 
     def _parse_published(self, response: TextResponse, entry: ListingEntry) -> datetime | None:
-        value: datetime | None = self._value(response, "published")
+        value: datetime | None = self._value(response, "published", entry)
         return value
 
     def _parse_author(self, response: TextResponse) -> str | None:
