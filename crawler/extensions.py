@@ -230,4 +230,5 @@ class CrawlProgress:
             "errors": int(stats.get("archive/errors", 0))
             + int(stats.get("archive/articles_invalid", 0)),
         }
-        self.board.update(crawl_context(self.crawler).source.name, counters)
+        source = getattr(self.crawler.spider, "source", None)  # the spider's sources table
+        self.board.update(source.name if source else self.crawler.spider.name, counters)

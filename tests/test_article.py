@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +143,41 @@ def test_site_with_nothing_to_find_fails_the_run_with_the_reason(db_url, site, t
     assert run.status == "failed"
     assert "no feed, sitemap or article link found" in (run.error_log or "")
     assert export_jsonl(db_url) == []
+
+
+def test_sitemap_index_and_gzipped_news_sitemap(db_url, site, tmp_path):
+    chosen = sorted(ARTICLE_PATHS)[:3]
+    news = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">'
+        + "".join(
+            f"<url><loc>{site.base_url}{path}</loc><news:news><news:publication_date>"
+            "2019-11-20</news:publication_date></news:news></url>"
+            for path in chosen
+        )
+        + "</urlset>"
+    )
+    site.override(
+        "/news-sitemap.xml.gz", gzip.compress(news.encode()), content_type="application/x-gzip"
+    )
+    site.override(
+        "/sitemap_index.xml",
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        "<sitemap><loc>{{BASE}}/news-sitemap.xml.gz</loc></sitemap></sitemapindex>",
+        content_type="application/xml",
+    )
+    site.override(
+        "/robots.txt",
+        "User-agent: *\nSitemap: {{BASE}}/sitemap_index.xml\n",
+        content_type="text/plain",
+    )
+    sources = generic_sources(tmp_path / "sources.toml", site.base_url)
+    result = crawl("world_desk", db_url=db_url, sources_file=sources)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert archived_paths(db_url, site.base_url) == set(chosen)
+    run = crawl_runs(db_url)[-1]
+    assert run.stats["discovery/sitemap_gunzipped"] == 1
+    assert run.stats["discovery/entry_points/robots_sitemaps"] == 1
+    assert "/sitemap.xml" not in site.paths() and "/" not in site.paths()
