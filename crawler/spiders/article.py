@@ -72,6 +72,7 @@ class ArticleSpider(NewsSpider):
         self._article_entries = 0
         self._found_entry_point = False
         self._last_body: tuple[TextResponse, list[str]] | None = None
+        self._last_page: PageMetadata | None = None
         self._pattern: re.Pattern[str] | None = None
 
     @property
@@ -223,8 +224,7 @@ class ArticleSpider(NewsSpider):
 
     def article_proof(self, response: TextResponse) -> str | None:
         """Why the page is an article ("jsonld", "og_type", "text_length"), or None."""
-        page = PageMetadata(response)
-        declared = page.is_article
+        declared = self._metadata(response).is_article
         if declared:
             return "jsonld" if declared.startswith("JSON-LD") else "og_type"
         if sum(len(p) for p in self._body(response)) >= MIN_ARTICLE_CHARS:
@@ -237,6 +237,12 @@ class ArticleSpider(NewsSpider):
             # only the page being read is kept: memory stays flat
             self._last_body = (response, main_text(response.text, response.url))
         return self._last_body[1]
+
+    def _metadata(self, response: TextResponse) -> PageMetadata:
+        """The page's metadata, read once per page (its JSON-LD is parsed once)."""
+        if self._last_page is None or self._last_page.response is not response:
+            self._last_page = PageMetadata(response)
+        return self._last_page
 
     def field(
         self, response: TextResponse, name: str, entry: ListingEntry | None = None
@@ -252,7 +258,7 @@ class ArticleSpider(NewsSpider):
         if name == "body":
             body = self._body(response)
             return Found(body, "main text (trafilatura)") if body else None
-        page = PageMetadata(response)
+        page = self._metadata(response)
         found = page.found(name)
         if found is None and name == "published":
             if entry is not None and entry.published:
