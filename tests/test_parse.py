@@ -122,3 +122,30 @@ def test_bad_input_is_one_line_with_exit_2(robots, args, reason):
         result = run_cli("parse", site.base_url + WEWORK, *args)
     assert result.returncode == 2
     assert reason in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_source_timezone_and_language_apply_to_what_the_page_leaves_open(tmp_path):
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        "[sources.daily]\n"
+        'spider = "article"\n'
+        'base_url = "https://daily.example.pk"\n'
+        'timezone = "Asia/Karachi"\n'
+        'language = "ur"\n',
+        encoding="utf-8",
+    )
+    page = tmp_path / "page.html"
+    page.write_text(
+        '<html lang="en"><head><title>Floods</title>'
+        '<meta name="date" content="2024-07-19 10:00"></head>'
+        "<body><h1>Floods</h1><article>"
+        + "".join(f"<p>Paragraph {n} of the report on the floods in Sindh.</p>" for n in range(9))
+        + "</article></body></html>",
+        encoding="utf-8",
+    )
+    fields = parse("https://daily.example.pk/2024/07/floods", "--file", str(page), sources=sources)[
+        "fields"
+    ]
+    # a time without an offset is the source's local time: 10:00 in Karachi is 05:00 UTC
+    assert fields["published"] == {"value": "2024-07-19T05:00:00+00:00", "how": "metadata: date"}
+    assert fields["language"] == {"value": "ur", "how": "sources file"}
