@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -104,9 +104,31 @@ class SourceConfig:
     # Hosts besides base_url's that the crawl may fetch from ("cdn.example.com", "host:8443").
     allowed_hosts: tuple[str, ...] = ()
     max_page_size: int | None = None  # bytes; None: the CRAWLER_MAX_PAGE_SIZE setting
+    # the spider that crawls it (the table's name unless `spider = ...`; "article" is generic)
+    spider: str = ""
+    # entry points on the site; None leaves the spider's own (the generic one finds them itself)
+    feeds: tuple[str, ...] | None = None
+    sitemaps: tuple[str, ...] | None = None
+    listings: tuple[str, ...] | None = None
+    article_pattern: str | None = None
+    # field -> CSS or XPath (an XPath starts with "/" or "(")
+    selectors: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.spider:
+            object.__setattr__(self, "spider", self.name)
+
+    @property
+    def has_discovery(self) -> bool:
+        """Whether the sources file names any entry point of this source."""
+        return any(keys is not None for keys in (self.feeds, self.sitemaps, self.listings))
 
     def url(self, path: str) -> str:
-        """An absolute URL on this source: base_url + path."""
+        """An absolute URL on this source: base_url + path (an absolute URL is kept)."""
+        if re.match(r"^https?://", path):
+            return path
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
 
@@ -140,7 +162,17 @@ _KNOWN_KEYS = {
     "stale_after",
     "allowed_hosts",
     "max_page_size",
+    "spider",
+    "feeds",
+    "sitemaps",
+    "listings",
+    "article_pattern",
+    "selectors",
+    "timezone",
+    "language",
 }
+GENERIC_SPIDER = "article"
+SELECTOR_FIELDS = ("title", "body", "published", "author")
 
 
 def _validate_cron(expression: str) -> None:
@@ -153,12 +185,23 @@ def _validate_cron(expression: str) -> None:
 def _source(name: str, table: Any, known_spiders: set[str]) -> SourceConfig:
     if not isinstance(table, dict):
         raise ValueError("must be a table")
+    spider = table.get("spider", name)
+    if not isinstance(spider, str) or not spider.strip():
+        raise ValueError(f"spider must be a spider's name, not {spider!r}")
     # A disabled source may name a spider that is not written yet; an enabled one may not.
-    if name not in known_spiders and table.get("enabled", True) is not False:
-        raise ValueError(f"no spider named {name!r} (spiders: {', '.join(sorted(known_spiders))})")
+    if spider not in known_spiders and table.get("enabled", True) is not False:
+        raise ValueError(
+            f"no spider named {spider!r} (spiders: {', '.join(sorted(known_spiders))})"
+        )
     unknown = set(table) - _KNOWN_KEYS
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    for generic_only in ("article_pattern", "selectors"):
+        if generic_only in table and spider != GENERIC_SPIDER:
+            raise ValueError(
+                f'{generic_only} is for the generic spider (spider = "{GENERIC_SPIDER}"); '
+                f"the {spider} spider has its own"
+            )
     base_url = table.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError("base_url is missing")
@@ -200,6 +243,14 @@ def _source(name: str, table: Any, known_spiders: set[str]) -> SourceConfig:
         stale_after=_duration_setting(table, "stale_after", "3d"),
         allowed_hosts=_allowed_hosts(table),
         max_page_size=_size_setting(table, "max_page_size"),
+        spider=spider,
+        feeds=_entry_points(table, "feeds"),
+        sitemaps=_entry_points(table, "sitemaps"),
+        listings=_entry_points(table, "listings"),
+        article_pattern=_article_pattern(table),
+        selectors=_selectors(table),
+        timezone=_timezone(table),
+        language=_optional_string(table, "language"),
     )
 
 
@@ -246,6 +297,87 @@ def _size_setting(table: dict[str, Any], key: str) -> int | None:
         return parse_size(value)
     except ValueError as exc:
         raise ValueError(f"bad {key}: {exc}") from None
+
+
+def _optional_string(table: dict[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _entry_points(table: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    """A list of paths ("/feed") or absolute http(s) URLs."""
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f'{key} must be a list of paths or URLs, like ["/feed"], not {value!r}')
+    for entry in value:
+        parts = urlsplit(entry.strip())
+        if parts.scheme and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"{key}: {entry!r} is neither a path nor an http(s) URL")
+    return tuple(v.strip() for v in value)
+
+
+def _article_pattern(table: dict[str, Any]) -> str | None:
+    pattern = _optional_string(table, "article_pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"article_pattern {pattern!r} is not a regular expression: {exc}"
+            ) from None
+    return pattern
+
+
+def _selectors(table: dict[str, Any]) -> dict[str, str]:
+    value = table.get("selectors", {})
+    if not isinstance(value, dict):
+        raise ValueError('selectors must be a table like {title = "h1"}')
+    unknown = set(value) - set(SELECTOR_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"selectors: unknown field(s) {', '.join(sorted(unknown))} "
+            f"(fields: {', '.join(SELECTOR_FIELDS)})"
+        )
+    from parsel import Selector
+    from parsel.csstranslator import HTMLTranslator
+
+    probe = Selector(text="<html></html>")
+    for key, selector in value.items():
+        if not isinstance(selector, str) or not selector.strip():
+            raise ValueError(f"selectors.{key} must be a CSS or XPath string, not {selector!r}")
+        try:
+            if is_xpath(selector):
+                probe.xpath(selector)
+            else:
+                HTMLTranslator().css_to_xpath(selector)
+        except Exception as exc:  # parsel and cssselect raise several types
+            raise ValueError(
+                f"selectors.{key} {selector!r} is not valid CSS or XPath: {exc}"
+            ) from None
+    return {k: v.strip() for k, v in value.items()}
+
+
+def is_xpath(selector: str) -> bool:
+    """Whether a selector of the sources file is XPath (it starts with / or ( ) rather than CSS."""
+    return selector.lstrip().startswith(("/", "("))
+
+
+def _timezone(table: dict[str, Any]) -> str | None:
+    zone = _optional_string(table, "timezone")
+    if zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {zone!r} is not a time zone like 'Asia/Karachi'") from None
+    return zone
 
 
 def _duration_setting(table: dict[str, Any], key: str, default: str) -> timedelta:

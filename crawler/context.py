@@ -90,7 +90,7 @@ def stop_on_archive_failure(crawler: Crawler, reason: str) -> None:
     if context.failure is not None:
         return
     context.failure = reason
-    name = crawler.spider.name if crawler.spider is not None else "?"
+    name = context.source.name
     logger.error("%s: stopping the crawl: %s", name, reason)
     engine = crawler.engine
     if engine is not None and engine.spider is not None:

@@ -76,14 +76,14 @@ class RunRecorder:
         with context.archive.transaction() as session:
             run = session.get(CrawlRun, given) if given else None
             if run is not None and run.source_id != context.source_id:
-                raise ValueError(f"run {given} is not a run of {spider.name}")
+                raise ValueError(f"run {given} is not a run of {context.source.name}")
             if run is None:
                 run = CrawlRun(source_id=context.source_id, status="running", trigger=trigger)
                 session.add(run)
                 session.flush()
             holder = self.crawler.settings.get("CRAWLER_LEASE_HOLDER")
             if holder:  # a manual `crawler crawl` holds the source's lease: it covers this run
-                lease.attach_run(session, spider.name, holder, run.id)
+                lease.attach_run(session, context.source.name, holder, run.id)
             self.run_id = context.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("archive/run_id", self.run_id)
@@ -165,7 +165,7 @@ class RunRecorder:
             logger.error(
                 "run %s of %s could not be closed (%s): %s",
                 self.run_id,
-                spider.name,
+                context.source.name,
                 status,
                 one_line(exc),
             )
@@ -173,7 +173,7 @@ class RunRecorder:
         logger.info(
             "run %s of %s: %s, %d pages, %d errors, walk %s",
             self.run_id,
-            spider.name,
+            context.source.name,
             status,
             pages,
             errors,
@@ -208,7 +208,7 @@ class LeaseKeeper:
 
     def spider_opened(self, spider: Spider) -> None:
         self.renewed = time.monotonic()
-        self.task = LoopingCall(self.renew, spider.name)
+        self.task = LoopingCall(self.renew, crawl_context(self.crawler).source.name)
         self.task.start(self.ttl.total_seconds() / 4, now=True)
 
     def renew(self, source: str) -> None:
@@ -277,4 +277,5 @@ class CrawlProgress:
             "errors": int(stats.get("archive/errors", 0))
             + int(stats.get("archive/articles_invalid", 0)),
         }
-        self.board.update(self.crawler.spider.name, counters)
+        source = getattr(self.crawler.spider, "source", None)  # the spider's sources table
+        self.board.update(source.name if source else self.crawler.spider.name, counters)

@@ -7,7 +7,6 @@ fetched), and the pipelines' steps (clean, validate, dedup keys, store) run in o
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
@@ -93,20 +92,22 @@ class Replayer:
         return None
 
     def spider(self, name: str) -> NewsSpider:
-        """The outlet's spider bound to a crawler that never crawls; ConfigError if unknown."""
+        """The source's spider bound to a crawler that never crawls; ConfigError if unknown."""
         if name in self._unusable:
             raise self._unusable[name]
         if name not in self._spiders:
+            configured = self.sources.sources.get(name)
+            spider_name = configured.spider if configured is not None else name
             try:
-                spider_cls = self._loader.load(name)
+                spider_cls = self._loader.load(spider_name)
             except KeyError:
-                self._unusable[name] = ConfigError(f"no spider named {name!r}")
+                self._unusable[name] = ConfigError(f"no spider named {spider_name!r}")
                 raise self._unusable[name] from None
             crawler = Crawler(spider_cls, self.settings)
             # the spider counts its fallbacks in the stats, as in a crawl
             crawler.stats = MemoryStatsCollector(crawler)
             try:
-                spider = spider_cls.from_crawler(crawler)
+                spider = spider_cls.from_crawler(crawler, source_name=name)
             except ConfigError as exc:  # the outlet is not in the sources file
                 self._unusable[name] = exc
                 raise
@@ -128,9 +129,8 @@ class Replayer:
             return None
 
     def is_article(self, name: str, url: str) -> bool:
-        """Whether the outlet's spider would follow `url` as an article."""
-        path = re.sub(r"^https?://[^/]+", "", url)
-        return bool(self.spider(name).article_path.search(path))
+        """Whether the source's spider would follow `url` as an article."""
+        return self.spider(name).is_article_url(url)
 
     def response(self, name: str, page: FetchedPage) -> Response:
         """The Scrapy response `page` was, read as the crawl would read it."""

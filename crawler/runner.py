@@ -74,11 +74,11 @@ def run_crawls(
     crawlers = []
     feeds = []  # signal receivers are weak references: kept alive until the crawls end
     for source in sources:
-        crawler = process.create_crawler(source.name)
+        crawler = process.create_crawler(source.spider)
         if board is not None:
             feeds.append(CrawlProgress(crawler, board))
         crawlers.append((source, crawler))
-        process.crawl(crawler, refresh=refresh)
+        process.crawl(crawler, refresh=refresh, source_name=source.name)
     process.start()
     run_ids = {
         source.name: (crawler.stats.get_value("archive/run_id") if crawler.stats else None)

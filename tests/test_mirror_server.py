@@ -47,6 +47,7 @@ def islam_times() -> Iterator[MirrorServer]:
 def test_bundled_sites() -> None:
     assert SITE_NAMES == (
         "al_mayadeen",
+        "generic_news",
         "islam_times",
         "kcna_watch",
         "pyongyang_times",

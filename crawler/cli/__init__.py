@@ -6,7 +6,7 @@ One module a command group; importing them registers their commands on `app`.
 import os
 import sys
 
-from crawler.cli import crawl, db, query, schedule, sources, stories, topics, warc, web
+from crawler.cli import crawl, db, parse, query, schedule, sources, stories, topics, warc, web
 from crawler.cli.common import app, err
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "crawl",
     "db",
     "main",
+    "parse",
     "query",
     "schedule",
     "sources",

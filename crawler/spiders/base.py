@@ -108,9 +108,12 @@ class NewsSpider(Spider):
         refresh: Any = False,
         max_pages: Any = None,
         base_url: str | None = None,
+        source_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # the source's table in the sources file: several sources may share one spider
+        self._source_name_arg = source_name or self.name
         self.refresh = parse_bool("refresh", refresh)
         self._max_pages_arg = self._positive_int("max_pages", max_pages)
         self._base_url_arg = base_url
@@ -134,7 +137,7 @@ class NewsSpider(Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        source = source_config(crawler, spider.name)
+        source = source_config(crawler, spider._source_name_arg)
         overrides: dict[str, Any] = {}
         if spider._max_pages_arg:
             overrides["max_pages"] = spider._max_pages_arg
@@ -195,12 +198,14 @@ class NewsSpider(Spider):
         )
 
     def discovery_requests(self) -> Iterator[Request]:
-        for path in self.feed_paths:
-            yield Request(self.source.url(path), callback=self.parse_feed, errback=self.on_error)
-        for path in self.sitemap_paths:
-            yield self.sitemap_request(self.source.url(path))
-        for path in self.listing_paths:
-            yield self.listing_request(self.source.url(path), page=1)
+        """The entry points: the source's `feeds`, `sitemaps`, `listings`, else the spider's own."""
+        source = self.source
+        for path in self.feed_paths if source.feeds is None else source.feeds:
+            yield Request(source.url(path), callback=self.parse_feed, errback=self.on_error)
+        for path in self.sitemap_paths if source.sitemaps is None else source.sitemaps:
+            yield self.sitemap_request(source.url(path))
+        for path in self.listing_paths if source.listings is None else source.listings:
+            yield self.listing_request(source.url(path), page=1)
 
     def listing_request(self, url: str, page: int, entry: str | None = None) -> Request:
         """Page `page` of the listing walk that starts at `entry` (`url` when it is the first)."""
@@ -448,7 +453,7 @@ class NewsSpider(Spider):
         # (no entry: `scrapy parse -c parse_article URL` calls it with the response alone)
         entry = entry or ListingEntry(url=response.url)
         if response.status == 304:
-            yield NotModifiedItem(self.name, entry.url, response.meta.get("article_id"))
+            yield NotModifiedItem(self.source.name, entry.url, response.meta.get("article_id"))
             return
         if not isinstance(response, TextResponse):
             self.report_error(
@@ -462,9 +467,9 @@ class NewsSpider(Spider):
         """Assemble the item: the outlet's `_parse_*` helpers first, then the fallbacks."""
         page = PageMetadata(response)
         return ArticleItem(
-            outlet=self.name,
+            outlet=self.source.name,
             url=response.url,
-            timezone=self.timezone,
+            timezone=self.source.timezone or self.timezone,
             title=self._with_fallback(
                 "title", self._parse_title(response), lambda: page.title or entry.title
             ),
@@ -481,7 +486,7 @@ class NewsSpider(Spider):
             summary=self._with_fallback(
                 "summary", self._parse_summary(response), lambda: page.summary
             ),
-            language=self._parse_language(response) or page.language,
+            language=self._parse_language(response) or self.source.language or page.language,
             original_source=self._parse_original_source(response),
             original_url=self._parse_original_url(response),
             outlet_article_id=self._parse_outlet_article_id(response),
