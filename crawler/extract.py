@@ -32,9 +32,11 @@ def parse_datetime(value: str | None) -> datetime | None:
     if not value or not value.strip():
         return None
     try:
-        return dateparser.parse(value.strip())
+        parsed = dateparser.parse(value.strip())
     except (ValueError, OverflowError):
         return None
+    # placeholders such as 0001-01-01 say there is no date
+    return parsed if 1800 <= parsed.year <= 2200 else None
 
 
 def script_json(response: TextResponse, css: str) -> dict[str, Any]:

@@ -34,3 +34,24 @@ def test_only_escapes_is_empty():
 
 def test_strip_controls_keeps_line_structure():
     assert strip_controls("a\x1b[2J\nb\tc\x00") == "a\nb\tc"
+
+
+def test_placeholder_publication_dates_are_no_date():
+    from datetime import datetime
+
+    from crawler.extract import parse_datetime
+    from crawler.items import ArticleItem
+    from crawler.pipelines.clean import clean_article
+
+    assert parse_datetime("0001-01-01T00:00:00+00:00") is None
+    assert parse_datetime("2019-11-20T05:00:00Z") == datetime.fromisoformat("2019-11-20T05:00Z")
+    item = ArticleItem(
+        outlet="x",
+        url="http://x.test/a",
+        timezone="UTC",
+        title="t",
+        body=["b"],
+        published=datetime(1, 1, 1, 0, 0),
+    )
+    cleaned = clean_article(item)
+    assert (cleaned.published_at, cleaned.published_date) == (None, None)

@@ -67,7 +67,10 @@ SourcesOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print `message` as one error line (as written: no markup) and give the exit to raise."""
+    from rich.text import Text
+
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -270,7 +273,6 @@ def require_known(archive: Any, kind: str, column: Any, value: str | list[str] |
     or topic."""
     if not value:
         return
-    from rich.markup import escape
     from sqlalchemy import select
 
     with archive.sessions() as session:
@@ -279,7 +281,7 @@ def require_known(archive: Any, kind: str, column: Any, value: str | list[str] |
         if wanted not in names:
             archive.dispose()
             known = ", ".join(names) or "none"
-            raise fail(escape(f"no {kind} {wanted!r} in the archive ({kind}s: {known})"))
+            raise fail(f"no {kind} {wanted!r} in the archive ({kind}s: {known})")
 
 
 OutletsOption = Annotated[
@@ -306,14 +308,13 @@ TopicsOption = Annotated[
 
 def check_topics() -> None:
     """Fail with the reason when the topics file (CRAWLER_TOPICS or bundled) is unusable."""
-    from rich.markup import escape
 
     from crawler.topics import load_topics
 
     try:
         load_topics()
     except ConfigError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 def require_topic(archive: Any, topic: str | None) -> None:

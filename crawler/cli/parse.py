@@ -49,7 +49,7 @@ def parse_page(
     from crawler.spiders.base import ListingEntry
 
     if not urlsplit(url).scheme.startswith("http") or not urlsplit(url).hostname:
-        raise fail(escape(f"{url!r} is not an http(s) URL"))
+        raise fail(f"{url!r} is not an http(s) URL")
     config = sources_file(sources)
     with tempfile.TemporaryDirectory(prefix="crawler-parse-") as tmp:
         config, chosen = _source_for(config, url, source, Path(tmp))
@@ -58,12 +58,12 @@ def parse_page(
         try:
             spider = replayer.spider(chosen.name)
         except ConfigError as exc:
-            raise fail(escape(str(exc))) from None
+            raise fail(str(exc)) from None
         response = replayer.response(chosen.name, page)
         from scrapy.http import TextResponse
 
         if not isinstance(response, TextResponse):
-            raise fail(escape(f"{url}: not a text page ({page.headers.get('Content-Type')})"))
+            raise fail(f"{url}: not a text page ({page.headers.get('Content-Type')})")
         how = explain(spider, response)
         entry = ListingEntry(url=url)
         item = clean_article(spider.build_article(response, entry))
@@ -122,7 +122,7 @@ def _source_for(
         try:
             return config, config.select([name])[0]
         except ConfigError as exc:
-            raise fail(escape(str(exc))) from None
+            raise fail(str(exc)) from None
     origin = site_origin(url)
     for candidate in config.sources.values():
         if site_origin(candidate.base_url) == origin:
@@ -144,7 +144,7 @@ def _read_page(url: str, file: Path | None) -> FetchedPage:
         try:
             body = file.read_bytes()
         except OSError as exc:
-            raise fail(escape(f"--file {file}: cannot read: {exc.strerror or exc}")) from None
+            raise fail(f"--file {file}: cannot read: {exc.strerror or exc}") from None
         headers = {"Content-Type": ["text/html"]}
         return FetchedPage(url, url, 200, headers, body, now)
     from protego import Protego
@@ -159,15 +159,15 @@ def _read_page(url: str, file: Path | None) -> FetchedPage:
     except urllib.error.HTTPError:
         robots = ""  # no robots.txt: everything allowed
     except (urllib.error.URLError, OSError) as exc:
-        raise fail(escape(f"{url}: cannot be fetched: {_reason(exc)}")) from None
+        raise fail(f"{url}: cannot be fetched: {_reason(exc)}") from None
     if not Protego.parse(robots).can_fetch(url, agent):
-        raise fail(escape(f"{url}: {robots_url} forbids this crawler to fetch it"))
+        raise fail(f"{url}: {robots_url} forbids this crawler to fetch it")
     try:
         final_url, headers, body = _fetch(url, agent)
     except urllib.error.HTTPError as exc:
-        raise fail(escape(f"{url}: HTTP {exc.code}")) from None
+        raise fail(f"{url}: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise fail(escape(f"{url}: cannot be fetched: {_reason(exc)}")) from None
+        raise fail(f"{url}: cannot be fetched: {_reason(exc)}") from None
     return FetchedPage(url, final_url, 200, headers, body, now)
 
 

@@ -48,8 +48,6 @@ def show(
     check_sources(sources)
     import json
 
-    from rich.markup import escape
-
     from crawler.read.show import (
         MAX_ID,
         article_history,
@@ -62,7 +60,7 @@ def show(
     if is_article_id(ref) and int(ref) > MAX_ID:
         raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
     if not url and not is_article_id(ref):
-        raise fail(escape(f"{ref!r} is neither an article id nor a URL"))
+        raise fail(f"{ref!r} is neither an article id nor a URL")
     archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
@@ -73,7 +71,7 @@ def show(
     if history is None:
         if is_article_id(ref):
             raise fail(f"no article with id {ref.strip()}", 1)
-        raise fail(escape(f"no article with URL {ref.strip()!r}"), 1)
+        raise fail(f"no article with URL {ref.strip()!r}", 1)
     if as_json:
         sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -122,7 +120,7 @@ def search_command(
         with archive.sessions() as session:
             hits = search(session, query, filters, limit, all_copies=all_copies)
     except SearchError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     finally:
         archive.dispose()
     if as_json:

@@ -112,19 +112,19 @@ def add_source(
     try:
         base_url = site_origin(url)
     except ValueError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     chosen = name or source_name_for(base_url)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", chosen):
-        raise fail(escape(f"--name {chosen!r}: use letters, digits, _ and - only"))
+        raise fail(f"--name {chosen!r}: use letters, digits, _ and - only")
     for existing in config.sources.values():
         if site_origin(existing.base_url) == base_url:
-            raise fail(escape(f"{config.path}: {base_url} is already source {existing.name!r}"))
+            raise fail(f"{config.path}: {base_url} is already source {existing.name!r}")
     if chosen in config.sources:
-        raise fail(escape(f"{config.path}: a source named {chosen!r} exists already"))
+        raise fail(f"{config.path}: a source named {chosen!r} exists already")
     err.print(f"probing {escape(base_url)} ...", highlight=False)
     result = probe_site(base_url, articles=articles, overrides=setting_overrides(setting))
     if result.reason:
-        raise fail(escape(f"{base_url} cannot be added: {result.reason}"), code=1)
+        raise fail(f"{base_url} cannot be added: {result.reason}", code=1)
     out.print(
         f"[bold]{escape(base_url)}[/]: entry points: {escape(', '.join(result.entry_points))}",
         highlight=False,
@@ -139,7 +139,7 @@ def add_source(
     try:
         append_source(config.path, chosen, base_url)
     except ConfigError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     out.print(escape(f"added [sources.{chosen}] to {config.path}"), highlight=False)
 
 

@@ -28,7 +28,6 @@ def topics_apply(
 ) -> None:
     """Re-tag every archived article with the topics file's topics (idempotent)."""
     check_sources(sources)
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy import func, select
 
@@ -38,7 +37,7 @@ def topics_apply(
     try:
         loaded = load_topics(topics)
     except ConfigError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     archive = open_archive(db)
     try:
         with archive.sessions() as session:

@@ -76,9 +76,9 @@ def web(
     try:
         archive = ReadOnlyArchive(url)
     except ConfigError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     except Exception as exc:  # a server that is down, a file that is not a database, ...
-        raise fail(escape(f"cannot open the archive {url!r}: {exc}")) from None
+        raise fail(f"cannot open the archive {url!r}: {exc}") from None
     application = create_app(WebConfig(url, config_file, token), archive)
     shown = f"[{host}]" if ":" in host else host
     guarded = f"; token required ({TOKEN_ENV})" if token else ""

@@ -10,6 +10,9 @@ from zoneinfo import ZoneInfo
 from crawler.items import ArticleItem
 from crawler.text import normalize_text, to_utc
 
+# Publication years taken as real; outside them a date is a page's placeholder.
+MIN_YEAR, MAX_YEAR = 1800, 2200
+
 
 def clean_article(item: ArticleItem) -> ArticleItem:
     """Normalise an article in place (shared with `crawler reparse`)."""
@@ -21,6 +24,9 @@ def clean_article(item: ArticleItem) -> ArticleItem:
     item.outlet_article_id = normalize_text(item.outlet_article_id)
     item.language = normalize_text(item.language)
     item.body = [p for p in (normalize_text(p) for p in item.body) if p]
+    if item.published is not None and not MIN_YEAR <= item.published.year <= MAX_YEAR:
+        # a placeholder such as JSON-LD's 0001-01-01 is no publication date
+        item.published = None
     item.published_at = to_utc(item.published, item.timezone)
     item.published_date, item.published_precision = local_day(item.published, item.timezone)
     return item
