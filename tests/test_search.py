@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import column, delete, func, insert, select, table
 
 from crawler.db.models import Article, Source
 from crawler.db.queries import archive_article, content_hash
@@ -277,27 +277,45 @@ def test_migration_indexes_the_articles_already_archived(db_url, archive):
     from crawler.db.session import alembic_config
 
     command.downgrade(alembic_config(archive.engine), "0002")
-    # the tables as migration 0002 left them: written with SQL, not the current models
-    with archive.engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO sources (id, name, base_url, created_at) VALUES (1, :n, :u, :t)"),
-            {"n": "kcna_watch", "u": "http://kcna.test", "t": datetime(2024, 1, 1)},
-        )
+    # the columns of revision 0002 only (the models describe the newest schema)
+    old_articles = table(
+        "articles",
+        *(
+            column(name)
+            for name in (
+                "source_id",
+                "url",
+                "canonical_url",
+                "title",
+                "body",
+                "content_hash",
+                "partial",
+                "version",
+                "first_seen_at",
+                "last_seen_at",
+                "updated_at",
+            )
+        ),
+    )
+    seen = datetime(2024, 7, 1, tzinfo=UTC)
+    with archive.transaction() as session:
+        session.add(Source(id=1, name="kcna_watch", base_url="http://kcna.test"))
+        session.flush()
         for n, (title, body) in enumerate([*FILLER, ("Shoigu in Pyongyang", "Talks.")], 1):
-            conn.execute(
-                text(
-                    "INSERT INTO articles (source_id, url, canonical_url, title, body, partial,"
-                    " content_hash, version, first_seen_at, last_seen_at, updated_at)"
-                    " VALUES (1, :url, :canonical, :title, :body, false, :hash, 1, :t, :t, :t)"
-                ),
-                {
-                    "url": f"http://kcna.test/{n}",
-                    "canonical": f"http://kcna.test/{n}",
-                    "title": title,
-                    "body": body,
-                    "hash": f"{n:064x}",
-                    "t": datetime(2024, 1, 1),
-                },
+            session.execute(
+                insert(old_articles).values(
+                    source_id=1,
+                    url=f"http://kcna.test/{n}",
+                    canonical_url=f"http://kcna.test/{n}",
+                    title=title,
+                    body=body,
+                    content_hash=f"{n:064x}",
+                    partial=False,
+                    version=1,
+                    first_seen_at=seen,
+                    last_seen_at=seen,
+                    updated_at=seen,
+                )
             )
     upgrade(archive.engine)
     assert ids_of(archive, "shoigu") == [len(FILLER) + 1]
