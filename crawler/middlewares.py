@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import email.utils
+import functools
 import logging
 import re
 from datetime import UTC, datetime
@@ -288,6 +289,7 @@ def site_of(url: str) -> str | None:
     return host if port in (None, _DEFAULT_PORTS[parts.scheme]) else f"{host}:{port}"
 
 
+@functools.lru_cache(maxsize=64)
 def allowed_sites(source: SourceConfig) -> frozenset[str]:
     """The sites a source's crawl may fetch from: its base_url's host with its www. twin (http
     and https alike), and the hosts its `allowed_hosts` declares."""
@@ -350,7 +352,8 @@ def off_site(crawler: Crawler, url: str) -> tuple[str, str] | None:
     if site in allowed:
         return None
     return (
-        f"not fetched: {site} is not the source's site ({', '.join(sorted(allowed))}; "
+        f"not fetched: {site or 'an unreadable host'} is not the source's site "
+        f"({', '.join(sorted(allowed))}; "
         "more with allowed_hosts in the sources file)",
         "refused/offsite",
     )

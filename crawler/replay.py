@@ -39,6 +39,7 @@ from crawler.db.queries import (
 )
 from crawler.db.session import Archive
 from crawler.items import ArticleItem, FetchedPage
+from crawler.middlewares import binary_kind
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.pipelines.validate import missing_fields
@@ -156,6 +157,9 @@ class Replayer:
         response = self.response(name, page)
         if not isinstance(response, TextResponse):
             raise Skipped("not a text page")
+        kind = binary_kind(response.body, response.encoding)
+        if kind is not None:  # as a crawl refuses it (crawler.middlewares.BinaryPageMiddleware)
+            raise Skipped(f"not text: the bytes are {kind}")
         item = spider.build_article(response, entry or ListingEntry(url=page.requested_url))
         item.page = page  # the page as it was fetched then, not now
         return clean_article(item)

@@ -106,6 +106,32 @@ def test_a_feed_item_on_another_host_is_not_fetched(db_url, kcna, other_host, tm
     assert len(export_jsonl(db_url)) == ARTICLES_SERVED  # the listing names it on the site
 
 
+def test_a_sitemap_entry_on_another_host_is_not_fetched(db_url, tmp_path):
+    with (
+        MirrorServer(SITES_DIR / "al_mayadeen") as mayadeen,
+        MirrorServer(SITES_DIR / "al_mayadeen", host="127.0.0.2") as other,
+    ):
+        foreign = other.url(
+            "/news/politics/kim-jong-un-hosts-russia-deputy-defense-minister-in-pyongyang"
+        )
+        urlset = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        sitemap = "/sitemaps/all/sitemap-2024-7.xml"
+        mayadeen.edit(sitemap, urlset, f"{urlset}<url><loc>{foreign}</loc></url>")
+        sources_file = tmp_path / "sources.toml"
+        sources_file.write_text(
+            f'[sources.al_mayadeen]\nbase_url = "{mayadeen.base_url}"\nevery = "1h"\n', "utf-8"
+        )
+        result = crawl("al_mayadeen", db_url=db_url, sources_file=sources_file)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert other.requests == []
+    run = last_run(db_url)
+    assert f"{foreign}: not fetched: 127.0.0.2:{other.port} is not the source's site" in (
+        run.error_log or ""
+    )
+    assert run.stats["refused/offsite"] == 1
+    assert all(r["url"].startswith(mayadeen.base_url) for r in export_jsonl(db_url))
+
+
 def test_a_host_the_source_declares_is_fetched(db_url, kcna, other_host, tmp_path):
     foreign = other_host.url(RODONG)
     list_on_listing(kcna, foreign)

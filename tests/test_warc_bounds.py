@@ -104,3 +104,21 @@ def test_import_skips_and_names_a_page_over_the_default_bound(db_url, kcna, sour
         assert session.scalars(select(Article.url)).all() == [kcna.url(KIM_CHAEK)]
         assert session.scalar(select(func.count(Snapshot.id))) == 1
     archive.dispose()
+
+
+def test_import_skips_a_png_recorded_as_html_like_a_crawl(db_url, kcna, sources_file, tmp_path):
+    png = (SITES_DIR / "kcna_watch" / "static" / "placeholder.png").read_bytes()
+    path = write_warc(
+        tmp_path / "png.warc.gz",
+        [
+            (kcna.url(RODONG), png, False),
+            (kcna.url(KIM_CHAEK), page(kcna.base_url, KIM_CHAEK), False),
+        ],
+    )
+    result = run_cli("warc", "import", str(path), db_url=db_url, sources=sources_file)
+    assert result.returncode == 0, result.stderr
+    assert "not text: the bytes are a PNG image" in result.stdout
+    archive = Archive(db_url)
+    with archive.sessions() as session:
+        assert session.scalars(select(Article.url)).all() == [kcna.url(KIM_CHAEK)]
+    archive.dispose()
