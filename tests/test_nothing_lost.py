@@ -346,6 +346,41 @@ def test_the_scheduler_retries_a_run_killed_with_it_at_once(db_url, archive, kcn
             second.close()
 
 
+def crawl_child_of(scheduler: Scheduler) -> int | None:
+    """The pid of the crawl process a scheduler runs, if any (from /proc)."""
+    wanted = f"--parent-pid\0{scheduler.pid}\0"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted in (entry / "cmdline").read_text(errors="replace"):
+                return int(entry.name)
+    return None
+
+
+def test_the_scheduler_retries_at_once_a_crawl_process_that_was_killed(
+    db_url, archive, kcna, tmp_path
+):
+    kcna.delay(RODONG, 300)
+    sources = scheduler_sources(tmp_path, kcna, every="1h")
+    scheduler = Scheduler(db_url, sources, tmp_path / "scheduler.log", ["--retry-delay", "10m"])
+    try:
+        wait_for("the run to hang", lambda: RECEPTION in kcna.paths())
+        child = wait_for("its crawl process", lambda: crawl_child_of(scheduler))
+        kcna.reset()
+        os.kill(child, signal.SIGKILL)  # what the OOM killer does
+        runs = wait_for("the retry", final_runs(archive, 2))
+        killed, retry = runs[0], runs[1]
+        assert killed.status == "failed" and "exited with code -9" in killed.error_log
+        assert (retry.trigger, retry.status) == ("retry", "finished")
+        urls = archived_urls(db_url)
+        assert len(urls) == len(set(urls)) == 4
+        # not after the 10 minutes of --retry-delay: at once
+        assert (retry.started_at - killed.finished_at).total_seconds() < 60
+    finally:
+        scheduler.close()
+
+
 # -- random kills ------------------------------------------------------------------------------
 
 
