@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from crawler.context import RESERVE_BYTES
 from crawler.db.models import Article, ArticleUrl, Snapshot, SourceWalk
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer
@@ -279,7 +280,8 @@ def small_disk(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         shutil.copy(source, disk / "archive.db")
         ballast = disk / "ballast"
         free = shutil.disk_usage(disk).free
-        ballast.write_bytes(b"\0" * (free - 400_000))
+        # room for the crawl's reserve (given back when the disk is full) and a few pages
+        ballast.write_bytes(b"\0" * (free - RESERVE_BYTES - 400_000))
         yield f"sqlite:///{disk / 'archive.db'}", ballast
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
@@ -314,6 +316,8 @@ def test_an_archive_that_refuses_writes_stops_the_crawl_at_once(
         assert run.status == "failed" and run.error_log.startswith("stopped: the archive")
         assert run.articles_new == stored
         assert lease_rows(Archive(url)) == []
+        # the room kept beside a SQLite archive was given back to close the run
+        assert not list(Path(make_url(url).database or "/nonexistent").parent.glob("*.reserve-*"))
         free_space()
         result = crawl("kcna_watch", db_url=url, sources_file=sources)
         assert result.returncode == 0, result.stderr
