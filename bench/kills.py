@@ -98,6 +98,20 @@ def start_crawl(db_url: str, sources: Path, log: Path) -> subprocess.Popen[bytes
         )
 
 
+def archived_urls(db_url: str) -> list[str]:
+    from sqlalchemy import select
+
+    from crawler.db.models import Article
+    from crawler.db.session import Archive
+
+    archive = Archive(db_url)
+    try:
+        with archive.sessions() as session:
+            return list(session.scalars(select(Article.url)))
+    finally:
+        archive.dispose()
+
+
 def audit(db_url: str, expected: set[str]) -> dict[str, int]:
     """What the archive holds against what the site serves."""
     from sqlalchemy import func, select
@@ -129,9 +143,6 @@ def audit(db_url: str, expected: set[str]) -> dict[str, int]:
             snapshots = session.scalar(select(func.count(Snapshot.id))) or 0
     finally:
         archive.dispose()
-    missing = sorted(expected - set(urls))
-    if missing:
-        print("lost, for instance:", *missing[:5], sep="\n  ")
     return {
         "archived": len(set(urls) & expected),
         "lost": len(expected - set(urls)),
@@ -181,6 +192,9 @@ def run(kills: int, articles: int, max_delay: float, postgres: str | None, seed:
             final.wait()
             took = time.monotonic() - started
             figures = audit(db_url, expected)
+            lost = sorted(expected - set(archived_urls(db_url)))
+            if lost:
+                print("lost, for instance:", *lost[:5], sep="\n  ")
             if final.returncode != 0:
                 print(log.read_text(errors="replace")[-3000:])
     print(f"final crawl: exit {final.returncode} in {took:.1f}s")

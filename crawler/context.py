@@ -7,14 +7,19 @@ Nothing is parked on the spider.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_from_coro
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from crawler.config import SourceConfig, database_url, load_sources
 from crawler.db.models import Source
@@ -25,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 # The close reason of a crawl stopped because the archive cannot take any page.
 ARCHIVE_FAILED = "archive_failed"
+# Room kept beside a SQLite archive while a crawl writes to it, given back when the disk is full
+# so that the run can still be closed and the lease released.
+RESERVE_BYTES = 1 << 20
 
 
 @dataclass
@@ -37,6 +45,7 @@ class CrawlContext:
     failure: str | None = None
     # how far each discovery walk got: entry URL -> "complete" / "stopped at page N"
     walks: dict[str, str] = field(default_factory=dict)
+    reserve: Path | None = None
 
     def walk_summary(self) -> str | None:
         """The run's `walk`: "complete", or "stopped at page N" for the first unfinished one."""
@@ -46,7 +55,46 @@ class CrawlContext:
         return unfinished[0] if unfinished else "complete"
 
     def close(self) -> None:
+        self.give_reserve_back()
         self.archive.dispose()
+
+    def give_reserve_back(self) -> None:
+        if self.reserve is not None:
+            with contextlib.suppress(OSError):
+                self.reserve.unlink()
+            self.reserve = None
+
+
+def keep_reserve(archive: Archive, source: str) -> Path | None:
+    """On a SQLite archive, a file of RESERVE_BYTES beside it (None when there is no room or the
+    archive is not a file); those of crawls that died are removed."""
+    url = make_url(archive.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    database = Path(url.database)
+    for stale in database.parent.glob(f"{database.name}.reserve-*"):
+        pid = re.match(r"\d+", stale.name.removeprefix(f"{database.name}.reserve-"))
+        if pid and not _alive(int(pid.group())):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+    reserve = database.with_name(f"{database.name}.reserve-{os.getpid()}-{source}")
+    try:
+        reserve.write_bytes(bytes(RESERVE_BYTES))
+    except OSError:
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+        return None
+    return reserve
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def source_config(crawler: Crawler, name: str) -> SourceConfig:
@@ -78,6 +126,7 @@ def crawl_context(crawler: Crawler) -> CrawlContext:
         )
         archive = Archive(database_url(crawler.settings.get("CRAWLER_DATABASE_URL")))
         context = CrawlContext(archive, source, ensure_source(archive, source))
+        context.reserve = keep_reserve(archive, source.name)
         _CONTEXTS[crawler] = context
         crawler.signals.connect(_dispose, signal=signals.engine_stopped, weak=False)
     return context
@@ -90,6 +139,7 @@ def stop_on_archive_failure(crawler: Crawler, reason: str) -> None:
     if context.failure is not None:
         return
     context.failure = reason
+    context.give_reserve_back()  # room to close the run and give the lease back
     name = context.source.name
     logger.error("%s: stopping the crawl: %s", name, reason)
     engine = crawler.engine

@@ -222,6 +222,9 @@ class Walks:
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Turn an archive error that will recur for every page into stopping the crawl."""
+        failure = self.context.failure
+        if failure is not None:  # stopping already: write nothing more
+            raise ArchiveUnavailable(failure)
         try:
             yield
         except Exception as exc:

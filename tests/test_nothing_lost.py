@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from crawler.context import RESERVE_BYTES
 from crawler.db.models import Article, ArticleUrl, Snapshot, SourceWalk
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer
@@ -279,7 +280,8 @@ def small_disk(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         shutil.copy(source, disk / "archive.db")
         ballast = disk / "ballast"
         free = shutil.disk_usage(disk).free
-        ballast.write_bytes(b"\0" * (free - 400_000))
+        # room for the crawl's reserve (given back when the disk is full) and a few pages
+        ballast.write_bytes(b"\0" * (free - RESERVE_BYTES - 400_000))
         yield f"sqlite:///{disk / 'archive.db'}", ballast
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
@@ -314,6 +316,8 @@ def test_an_archive_that_refuses_writes_stops_the_crawl_at_once(
         assert run.status == "failed" and run.error_log.startswith("stopped: the archive")
         assert run.articles_new == stored
         assert lease_rows(Archive(url)) == []
+        # the room kept beside a SQLite archive was given back to close the run
+        assert not list(Path(make_url(url).database or "/nonexistent").parent.glob("*.reserve-*"))
         free_space()
         result = crawl("kcna_watch", db_url=url, sources_file=sources)
         assert result.returncode == 0, result.stderr
@@ -344,6 +348,41 @@ def test_the_scheduler_retries_a_run_killed_with_it_at_once(db_url, archive, kcn
         first.close()
         if second is not None:
             second.close()
+
+
+def crawl_child_of(scheduler: Scheduler) -> int | None:
+    """The pid of the crawl process a scheduler runs, if any (from /proc)."""
+    wanted = f"--parent-pid\0{scheduler.pid}\0"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted in (entry / "cmdline").read_text(errors="replace"):
+                return int(entry.name)
+    return None
+
+
+def test_the_scheduler_retries_at_once_a_crawl_process_that_was_killed(
+    db_url, archive, kcna, tmp_path
+):
+    kcna.delay(RODONG, 300)
+    sources = scheduler_sources(tmp_path, kcna, every="1h")
+    scheduler = Scheduler(db_url, sources, tmp_path / "scheduler.log", ["--retry-delay", "10m"])
+    try:
+        wait_for("the run to hang", lambda: RECEPTION in kcna.paths())
+        child = wait_for("its crawl process", lambda: crawl_child_of(scheduler))
+        kcna.reset()
+        os.kill(child, signal.SIGKILL)  # what the OOM killer does
+        runs = wait_for("the retry", final_runs(archive, 2))
+        killed, retry = runs[0], runs[1]
+        assert killed.status == "failed" and "exited with code -9" in killed.error_log
+        assert (retry.trigger, retry.status) == ("retry", "finished")
+        urls = archived_urls(db_url)
+        assert len(urls) == len(set(urls)) == 4
+        # not after the 10 minutes of --retry-delay: at once
+        assert (retry.started_at - killed.finished_at).total_seconds() < 60
+    finally:
+        scheduler.close()
 
 
 # -- random kills ------------------------------------------------------------------------------

@@ -418,6 +418,8 @@ def record_urls(
         }
         for url in sorted(u for u in urls if u)
     ]
+    if not rows:
+        return
     insert_into = _dialect_insert(session)
     statement = insert_into(_ARTICLE_URLS)
     statement = statement.on_conflict_do_update(

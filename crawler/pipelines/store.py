@@ -108,7 +108,9 @@ class StorePipeline:
             stats.inc_value("archive/snapshot_bytes", len(page.body))
             item.page = None  # the bytes are archived; do not carry them further
         if item.rejected:
-            raise DropItem(f"not archived: {item.url} has {item.rejected}")
+            # one line with the URL and the reason (Scrapy's own would add the item)
+            logger.warning("not archived: %s has %s", item.url, item.rejected)
+            raise DropItem(f"not archived: {item.url} has {item.rejected}", log_level="DEBUG")
         self._count(outcome, article, matched, item)
         return item
 
