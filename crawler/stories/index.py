@@ -52,6 +52,7 @@ class _Text:
     when: datetime
     declared_copy: bool
     dated: bool
+    indexed: bool
 
     @property
     def order(self) -> tuple[bool, datetime, int]:
@@ -63,17 +64,19 @@ class _Text:
 
 # The statements that run for every stored article are built once (building and caching a
 # statement measured more than the query itself).
-_TEXTS = select(
-    _ARTICLES.c.id,
-    _ARTICLES.c.source_id,
-    _ARTICLES.c.title,
-    _ARTICLES.c.body,
-    func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
-    _ARTICLES.c.original_source,
-    _ARTICLES.c.published_at.is_not(None),
-).where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
-_HAS_SIGNATURE = select(_SIGNATURES.c.article_id).where(
-    _SIGNATURES.c.article_id == bindparam("article_id")
+_TEXTS = (
+    select(
+        _ARTICLES.c.id,
+        _ARTICLES.c.source_id,
+        _ARTICLES.c.title,
+        _ARTICLES.c.body,
+        func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
+        _ARTICLES.c.original_source,
+        _ARTICLES.c.published_at.is_not(None),
+        _SIGNATURES.c.article_id.is_not(None),
+    )
+    .select_from(_ARTICLES.outerjoin(_SIGNATURES, _SIGNATURES.c.article_id == _ARTICLES.c.id))
+    .where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
 )
 _INSERT_SIGNATURE = insert(_SIGNATURES)
 _INSERT_BANDS = insert(_BANDS)
@@ -138,7 +141,7 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
     for row in session.execute(_TEXTS, {"ids": wanted}):
         when = row[4] if row[4].tzinfo else row[4].replace(tzinfo=UTC)
         found[row[0]] = _Text(
-            row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6])
+            row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6]), bool(row[7])
         )
     return found
 
@@ -150,15 +153,17 @@ def index_article(session: Session, article_id: int, topics_file: str | None = N
         return
     regroup: set[int] = set()
     recluster: set[int] = set()
-    if session.execute(_HAS_SIGNATURE, {"article_id": article_id}).first():
+    if text.indexed:
         regroup, recluster = _remove(session, article_id)
-    shingle_set, values = _insert_signature(session, text, topics_file)
+    shingle_set, values, vector = _insert_signature(session, text, topics_file)
     for copy in _ordered(session, regroup):
         _link_copies(session, copy)
-    _link_copies(session, text, shingle_set, values)
+    linked = _link_copies(session, text, shingle_set, values)
     for member in sorted(recluster):
         _cluster(session, member)
-    _cluster(session, article_id)
+    # a new article that copies nothing (most): what its row holds is known, no copy to join
+    fresh = None if linked or text.indexed else (text.when, vector, text.dated)
+    _cluster(session, article_id, fresh)
 
 
 def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
@@ -167,8 +172,8 @@ def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
 
 def _insert_signature(
     session: Session, text: _Text, topics_file: str | None
-) -> tuple[set[str], Any]:
-    """The article's signature, bands and story terms; its shingles and MinHash."""
+) -> tuple[set[str], Any, dict[str, float]]:
+    """The article's signature, bands and story terms; its shingles, MinHash and vector."""
     shingle_set = sig.shingles(text.body)
     values = sig.minhash(shingle_set)
     vector = term_vector(text.title, text.body, topics_file)
@@ -205,7 +210,7 @@ def _insert_signature(
                 for key in sorted({term_key(t) for t in terms})
             ],
         )
-    return shingle_set, values
+    return shingle_set, values, vector
 
 
 def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
@@ -251,15 +256,16 @@ def _copy_group(session: Session, roots: set[int]) -> set[int]:
 
 def _link_copies(
     session: Session, text: _Text, shingle_set: set[str] | None = None, values: Any = None
-) -> None:
-    """Link the article into the group of the texts it copies (or that copy it)."""
+) -> bool:
+    """Link the article into the group of the texts it copies (or that copy it); whether it
+    has any."""
     if values is None:
         values = sig.from_bytes(session.execute(_MINHASH, {"article_id": text.id}).scalar_one())
     candidates = list(
         session.scalars(_BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id})
     )
     if not candidates:
-        return
+        return False
     if shingle_set is None:
         shingle_set = sig.shingles(text.body)
     others = _texts(session, candidates)
@@ -269,7 +275,7 @@ def _link_copies(
         if sig.jaccard(shingle_set, sig.shingles(other.body)) >= sig.COPY_THRESHOLD
     ]
     if not copies:
-        return
+        return False
     roots = {row[0] or row[1] for row in session.execute(_ROOTS, {"ids": copies})}
     group = _copy_group(session, roots) | {text.id}
     members = _texts(session, group)
@@ -282,17 +288,32 @@ def _link_copies(
         score = sig.jaccard(sig.shingles(member.body), root_shingles)
         links.append({"member": member.id, "root": root.id, "score": round(score, 4)})
     session.execute(_SET_REPRINT, links)
+    return True
 
 
-def _cluster(session: Session, article_id: int) -> None:
-    """Put the article in the story of the articles it is about the same event as."""
-    mine = session.execute(_MINE, {"article_id": article_id}).one()
-    when: datetime = mine.published_at
-    vector: dict[str, float] = mine.terms
+def _cluster(
+    session: Session,
+    article_id: int,
+    fresh: tuple[datetime, dict[str, float], bool] | None = None,
+) -> None:
+    """Put the article in the story of the articles it is about the same event as.
+
+    `fresh`: (time, vector, dated) of an article just indexed that copies nothing.
+    """
+    reprint_of: int | None = None
+    story_id: int | None = None
+    if fresh is None:
+        mine = session.execute(_MINE, {"article_id": article_id}).one()
+        when: datetime = mine.published_at
+        vector: dict[str, float] = mine.terms
+        reprint_of, story_id = mine.reprint_of, mine.story_id
+        dated = session.execute(_HAS_TERMS, {"article_id": article_id}).first() is not None
+    else:
+        when, vector, dated = fresh
     neighbours: dict[int, int | None] = {}  # article id -> its story
     # an undated article has no story terms: it shares none with anyone
     keys = [term_key(t) for t in index_terms(vector)]
-    if keys and session.execute(_HAS_TERMS, {"article_id": article_id}).first():
+    if keys and dated:
         shared = list(
             session.scalars(
                 _SHARED_TERMS,
@@ -309,16 +330,17 @@ def _cluster(session: Session, article_id: int) -> None:
                 if cosine(vector, terms) >= STORY_THRESHOLD:
                     neighbours[other_id] = story_id
     # the texts it copies or that copy it are in its story, however far apart in time
-    root = mine.reprint_of or article_id
-    for statement in (_COPIES_OF, _ORIGINAL):
-        for other_id, story_id in session.execute(statement, {"root": root}):
-            if other_id != article_id:
-                neighbours[other_id] = story_id
+    if fresh is None:
+        root = reprint_of or article_id
+        for statement in (_COPIES_OF, _ORIGINAL):
+            for other_id, other_story in session.execute(statement, {"root": root}):
+                if other_id != article_id:
+                    neighbours[other_id] = other_story
     if not neighbours:
         return
     stories = {s for s in neighbours.values() if s is not None}
-    if mine.story_id is not None:
-        stories.add(mine.story_id)
+    if story_id is not None:
+        stories.add(story_id)
     if stories:
         target = min(stories)
     else:
