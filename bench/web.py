@@ -41,6 +41,7 @@ from bench.query import (  # noqa: E402
     PHRASE,
     generate,
     percentile,
+    time_search,
     verdict,
 )
 
@@ -211,6 +212,11 @@ def main() -> None:
         process, url = start_web(path, Path(tmp) / "web.log")
         rng = random.Random(13)
         results = []
+        print(f"\nbaseline: crawler.read.search.search() in-process ({options.repeat} runs each)")
+        for label, query in (("one word", ONE_WORD), ("phrase", PHRASE)):
+            p50, p95, worst = time_search(f"sqlite:///{path}", query, options.repeat)
+            print(f"  {label + ' ' + query:<34} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
+                  f"max {worst:6.1f} ms")  # fmt: skip
         try:
             with httpx.Client(base_url=url, timeout=60) as client:
                 print(f"\n`crawler web` over HTTP ({options.repeat} requests each, warm cache)")

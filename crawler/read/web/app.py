@@ -108,7 +108,7 @@ def make_templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(marked=marked, when=when, duration=duration, visible=visible)
-    env.globals.update(outcome_colours=charts.OUTCOME_COLOURS)
+    env.globals.update(outcome_colours=charts.OUTCOME_COLOURS, link=link)
     return env
 
 
@@ -123,7 +123,6 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
     archive = archive or ReadOnlyArchive(config.database_url)
     queries.outlet_timezones()  # loads the spiders once, before the first request waits for it
     templates = make_templates()
-    templates.globals["link"] = link
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(**context)

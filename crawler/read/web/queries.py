@@ -19,7 +19,7 @@ from crawler.config import SourcesFile
 from crawler.db.models import Article, ArticleTopic, CrawlRun, Snapshot, Source, Topic, utcnow
 from crawler.db.queries import payload_bytes
 from crawler.read.export import ArticleFilter
-from crawler.read.search import count_matches, search
+from crawler.read.search import MARK_END, MARK_START, count_matches, search
 from crawler.read.show import article_history
 from crawler.scheduler.display import iso
 from crawler.scheduler.health import (
@@ -183,19 +183,23 @@ class SearchPage:
 def search_page(
     session: Session, query: str, filters: ArticleFilter, cursor: str | None, limit: int
 ) -> SearchPage:
-    """One page of ranked hits (snippets marked with search.MARK_START/END) and the total."""
+    """One page of ranked hits (snippets marked with search.MARK_START/END) and the total,
+    counted for the first page and carried in the cursor after it."""
     key = _query_key(query, filters)
-    position = decode_cursor(cursor, "offset", "query")
-    offset = 0
+    position = decode_cursor(cursor, "offset", "query", "total")
+    offset, total = 0, None
     if position is not None:
-        if position["query"] != key or not isinstance(position["offset"], int):
+        if position["query"] != key or not all(
+            isinstance(position[name], int) for name in ("offset", "total")
+        ):
             raise bad_request("cursor belongs to another search; start again without it")
-        offset = max(0, position["offset"])
+        offset, total = max(0, position["offset"]), position["total"]
     hits = search(session, query, filters, limit=limit, offset=offset)
-    total = count_matches(session, query, filters) if hits or offset else 0
+    if total is None:
+        total = count_matches(session, query, filters) if hits else 0
     records = []
     for hit in hits:
-        record = hit.as_dict(start="\ue000", end="\ue001")
+        record = hit.as_dict(start=MARK_START, end=MARK_END)
         record["published"] = local_published(hit.published_at, hit.outlet)
         records.append(record)
     after = offset + len(hits)
@@ -204,8 +208,8 @@ def search_page(
         total=total,
         offset=offset,
         hits=records,
-        next_cursor=encode_cursor(offset=after, query=key) if after < total else None,
-        previous_cursor=encode_cursor(offset=max(0, offset - limit), query=key)
+        next_cursor=encode_cursor(offset=after, query=key, total=total) if after < total else None,
+        previous_cursor=encode_cursor(offset=max(0, offset - limit), query=key, total=total)
         if offset > 0
         else None,
     )
