@@ -15,11 +15,12 @@ from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.settings import BaseSettings
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
-from crawler.config import SourceConfig, parse_duration
+from crawler.config import ConfigError, SourceConfig, load_sources, parse_duration
 from crawler.context import crawl_context, source_config
 from crawler.db.queries import known_urls, validators_by_url
 from crawler.extract import PageMetadata, generic_paragraphs
@@ -128,6 +129,26 @@ class NewsSpider(Spider):
         if number < 1:
             raise ValueError(f"spider argument {name}={value!r} must be at least 1")
         return number
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        if cls.uses_browser(settings):
+            handlers = settings.getdict("PLAYWRIGHT_DOWNLOAD_HANDLERS")
+            merged = {**settings.getdict("DOWNLOAD_HANDLERS"), **handlers}
+            settings.set("DOWNLOAD_HANDLERS", merged, priority="spider")
+
+    @classmethod
+    def uses_browser(cls, settings: BaseSettings) -> bool:
+        """Whether this outlet's crawl needs the browser: its listing or its source renders."""
+        if cls.render_listing:
+            return True
+        try:
+            sources = load_sources(settings.get("CRAWLER_SOURCES"))
+        except ConfigError:
+            return False  # from_crawler reports the broken sources file
+        source = sources.sources.get(cls.name)
+        return source is not None and source.render_js
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> NewsSpider:
