@@ -47,7 +47,7 @@ def test_processes_started_together_on_an_empty_archive_migrate_it_once(empty_db
     assert [process.returncode for process in upgrades] == [0] * 4, outputs
     engine = make_engine(empty_db_url)
     try:
-        assert current_revision(engine) == head_revision(engine) == "0004"
+        assert current_revision(engine) == head_revision(engine)
         tables = set(inspect(engine).get_table_names())
         assert {"articles", "snapshots", "crawl_runs", "source_leases", JOBS_TABLE} <= tables
     finally:
@@ -121,7 +121,7 @@ def test_an_archive_whose_scheduler_made_the_job_table_upgrades_keeping_its_jobs
         with engine.begin() as conn:
             conn.execute(store.jobs_t.insert().values(id="source:x", job_state=b"state"))
         upgrade(engine)
-        assert current_revision(engine) == "0004"
+        assert current_revision(engine) == head_revision(engine)
         with engine.connect() as conn:
             rows = conn.execute(store.jobs_t.select()).all()
         assert [(row.id, row.job_state) for row in rows] == [("source:x", b"state")]

@@ -16,7 +16,6 @@ from http import HTTPStatus
 from io import BytesIO
 from typing import IO, Any
 
-import zstandard
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from warcio.archiveiterator import ArchiveIterator
@@ -27,6 +26,7 @@ from warcio.warcwriter import WARCWriter
 
 from crawler import __version__
 from crawler.db.models import Payload, Snapshot, Source
+from crawler.db.payloads import Unpacker
 from crawler.items import FetchedPage
 
 BATCH = 200
@@ -109,15 +109,16 @@ def write_warc(
             Snapshot.headers,
             Snapshot.fetched_at,
             Payload.content,
+            Payload.dictionary_id,
         )
         .join(Source, Source.id == Snapshot.source_id)
         .join(Payload, Payload.sha256 == Snapshot.sha256)
         .order_by(Snapshot.id)
     ).execution_options(yield_per=BATCH)
-    decompressor = zstandard.ZstdDecompressor()
+    unpack = Unpacker(session)
     count = 0
-    for url, status, headers, fetched_at, compressed in session.execute(statement):
-        body = decompressor.decompress(compressed)
+    for url, status, headers, fetched_at, compressed, dictionary_id in session.execute(statement):
+        body = unpack(compressed, dictionary_id)
         record = writer.create_warc_record(
             url,
             "response",
