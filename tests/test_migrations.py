@@ -23,6 +23,7 @@ from crawler.db.session import (
     make_engine,
     migration_transaction,
     modelled,
+    schema_head,
     upgrade,
 )
 from crawler.scheduler.jobs import JOBS_TABLE
@@ -127,3 +128,8 @@ def test_an_archive_whose_scheduler_made_the_job_table_upgrades_keeping_its_jobs
         assert [(row.id, row.job_state) for row in rows] == [("source:x", b"state")]
     finally:
         engine.dispose()
+
+
+def test_schema_head_read_from_the_files_is_alembics_head():
+    assert schema_head() is not None
+    assert schema_head() == head_revision(make_engine("sqlite://"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ _SNAPSHOTS = cast(Table, Snapshot.__table__)
 _ARTICLES = cast(Table, Article.__table__)
 
 
+@functools.cache  # built once, on first use: the query commands never import the dialects
 def _payload_insert(dialect: str) -> Any:
     """INSERT of a payload that does nothing when the digest is already stored."""
     if dialect == "postgresql":
@@ -50,7 +52,6 @@ def _payload_insert(dialect: str) -> Any:
     return None
 
 
-_PAYLOAD_INSERTS = {name: _payload_insert(name) for name in ("postgresql", "sqlite")}
 _INSERT_SNAPSHOT = insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
 
 
@@ -65,7 +66,7 @@ def store_payload(session: Session, body: bytes, source_id: int) -> str:
         "content": packed.content,
         "dictionary_id": packed.dictionary_id,
     }
-    statement = _PAYLOAD_INSERTS.get(session.get_bind().dialect.name)
+    statement = _payload_insert(session.get_bind().dialect.name)
     if statement is not None:
         session.execute(statement, values)
     elif session.get(Payload, digest) is None:  # other databases: look first

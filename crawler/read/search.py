@@ -28,7 +28,6 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -245,6 +244,8 @@ def postgresql_tsquery(session: Session, query: str) -> str:
 def _search_postgresql(
     session: Session, query: str, filters: ArticleFilter, limit: int
 ) -> list[SearchHit]:
+    from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
+
     tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
     vector = literal_column("articles.search_vector", TSVECTOR)
     weights = cast(bindparam("weights", _PG_WEIGHTS), ARRAY(REAL))
