@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import feedparser
+from lxml import etree
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import CloseSpider, IgnoreRequest
@@ -57,9 +58,19 @@ def parse_bool(name: str, value: Any) -> bool:
     raise ValueError(f"spider argument {name}={value!r} is not true or false")
 
 
+# Plain strings from lxml: parsel's .xpath() would wrap every text node in a Selector.
+_TEXT_NODES = etree.XPath(".//text()", smart_strings=False)
+
+
+def _texts(selector: Any) -> list[str]:
+    root = selector.root
+    return [root] if isinstance(root, str) else _TEXT_NODES(root)
+
+
 def text_of(selection: Any) -> str | None:
     """All text inside the selected node(s), whitespace-normalised."""
-    return normalize_text(" ".join(selection.xpath(".//text()").getall()))
+    selectors = selection if isinstance(selection, list) else [selection]
+    return normalize_text(" ".join(text for node in selectors for text in _texts(node)))
 
 
 def paragraphs_of(selection: Any) -> list[str]:
