@@ -1,5 +1,7 @@
 # make setup   the virtualenv with the project and its test tools
-# make run     migrate the default SQLite archive and run the scheduler in the foreground
+# make run     migrate the default SQLite archive, run the scheduler in the foreground and the
+#              web interface beside it on http://127.0.0.1:8000/
+# make web     only the web interface (read-only) on http://127.0.0.1:8000/
 # make test    lint, type-check, and the whole suite on SQLite and on a real PostgreSQL
 # make bench   the throughput benchmark
 
@@ -9,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_URL_FILE := $(VENV)/.test-postgres-url
 
-.PHONY: setup run test lint format system-deps test-sqlite test-postgresql bench clean demo
+.PHONY: setup run web test lint format system-deps test-sqlite test-postgresql bench clean demo
 
 setup: $(STAMP)
 
@@ -33,9 +35,16 @@ system-deps:
 	  fi; \
 	fi
 
+# The web interface runs in the background (loopback only, its request log off) and stops with
+# the scheduler; if its port is taken it says so and the scheduler runs on without it.
 run: setup
 	$(BIN)/crawler db upgrade
+	@CRAWLER_LOG_LEVEL=warning $(BIN)/crawler web & web=$$!; \
+	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/crawler schedule
+
+web: setup
+	$(BIN)/crawler web
 
 demo: setup
 	$(BIN)/crawler demo

@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_DATABASE_URL = "sqlite:///data/archive.db"
+# The archive when none is named: one well-known file per user, wherever a command runs from
+# (the platform's user data folder: ~/.local/share/news-archive-crawler/ on Linux, or under
+# $XDG_DATA_HOME when set).
+APP_NAME = "news-archive-crawler"
 BUNDLED_SOURCES = Path(__file__).with_name("sources.toml")
 BUNDLED_TOPICS = Path(__file__).with_name("topics.toml")
+
+# A page larger than this (once decompressed) is not archived, unless its source says otherwise.
+DEFAULT_MAX_PAGE_SIZE = 32 * 1024 * 1024
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -24,9 +30,32 @@ class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message names it."""
 
 
+def data_dir() -> Path:
+    """The user's data folder for this program (platformdirs' user data dir)."""
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def log_dir() -> Path:
+    """Where crawls write Scrapy's log: CRAWLER_LOG_DIR, else `logs` in the user data folder."""
+    chosen = os.environ.get("CRAWLER_LOG_DIR")
+    return Path(chosen) if chosen else data_dir() / "logs"
+
+
+def run_log_file(run_id: int) -> Path:
+    """The log file of a scheduled run."""
+    return log_dir() / f"run-{run_id}.log"
+
+
+def default_database_url() -> str:
+    """The SQLite archive in the user's data folder."""
+    return f"sqlite:///{data_dir() / 'archive.db'}"
+
+
 def database_url(explicit: str | None = None) -> str:
     """The archive URL: the option, else CRAWLER_DATABASE_URL, else the SQLite default."""
-    return explicit or os.environ.get("CRAWLER_DATABASE_URL") or DEFAULT_DATABASE_URL
+    return explicit or os.environ.get("CRAWLER_DATABASE_URL") or default_database_url()
 
 
 def sources_path(explicit: str | Path | None = None) -> Path:
@@ -72,6 +101,9 @@ class SourceConfig:
     render_js: bool = False
     timeout: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(days=3)
+    # Hosts besides base_url's that the crawl may fetch from ("cdn.example.com", "host:8443").
+    allowed_hosts: tuple[str, ...] = ()
+    max_page_size: int | None = None  # bytes; None: the CRAWLER_MAX_PAGE_SIZE setting
 
     def url(self, path: str) -> str:
         """An absolute URL on this source: base_url + path."""
@@ -106,6 +138,8 @@ _KNOWN_KEYS = {
     "render_js",
     "timeout",
     "stale_after",
+    "allowed_hosts",
+    "max_page_size",
 }
 
 
@@ -164,7 +198,54 @@ def _source(name: str, table: Any, known_spiders: set[str]) -> SourceConfig:
         render_js=render_js,
         timeout=_duration_setting(table, "timeout", "1h"),
         stale_after=_duration_setting(table, "stale_after", "3d"),
+        allowed_hosts=_allowed_hosts(table),
+        max_page_size=_size_setting(table, "max_page_size"),
     )
+
+
+_HOST = re.compile(
+    r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::\d{1,5})?$"
+)
+_SIZE = re.compile(r"^(\d+)\s*([kmg]i?b|b)?$", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+_SIZE_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30})
+
+
+def _allowed_hosts(table: dict[str, Any]) -> tuple[str, ...]:
+    hosts = table.get("allowed_hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ValueError('allowed_hosts must be a list of host names such as ["cdn.example.com"]')
+    for host in hosts:
+        if not _HOST.match(host.strip()):
+            raise ValueError(f"allowed_hosts: {host!r} is not a host name (with an optional :port)")
+    return tuple(h.strip().lower() for h in hosts)
+
+
+def parse_size(text: str | int) -> int:
+    """'32MB', '512KiB', '1048576' or an int -> bytes; ValueError on anything else."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        number, unit = text, ""
+    else:
+        match = _SIZE.match(str(text).strip())
+        if not match:
+            raise ValueError(f"{text!r} is not a size like 32MB, 512KiB or 1048576")
+        number, unit = int(match.group(1)), (match.group(2) or "").lower()
+    size = number * _SIZE_UNITS[unit]
+    if size <= 0:
+        raise ValueError(f"{text!r} must be larger than zero")
+    return size
+
+
+def _size_setting(table: dict[str, Any], key: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a size such as '32MB', not {value!r}")
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ValueError(f"bad {key}: {exc}") from None
 
 
 def _duration_setting(table: dict[str, Any], key: str, default: str) -> timedelta:

@@ -13,7 +13,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet.task import LoopingCall
 
-from crawler.context import crawl_context
+from crawler.context import ARCHIVE_FAILED, crawl_context
+from crawler.db.errors import one_line
 from crawler.db.models import CrawlRun, utcnow
 from crawler.scheduler import lease
 from crawler.signals import page_error
@@ -29,6 +30,7 @@ _STATUS_BY_REASON = {
     "closespider_timeout": "timed_out",
     "timed_out": "timed_out",
     "lease_lost": "interrupted",
+    ARCHIVE_FAILED: "failed",
 }
 LEASE_LOST = "stopped: the source's lease was lost (not renewed in time, or taken over)"
 
@@ -44,12 +46,16 @@ def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 class RunRecorder:
-    """Opens a `crawl_runs` row when the spider opens and completes it when it closes."""
+    """Opens a `crawl_runs` row when the spider opens and completes it when it closes; its counts
+    are written as the crawl goes (every CRAWLER_RUN_SAVE_INTERVAL seconds), so a run whose
+    process is killed keeps what it did."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.errors: list[str] = []
         self.run_id: int | None = None
+        self.interval = crawler.settings.getfloat("CRAWLER_RUN_SAVE_INTERVAL", 10.0)
+        self.task: LoopingCall | None = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.page_error, signal=page_error)
@@ -81,6 +87,36 @@ class RunRecorder:
             self.run_id = context.run_id = run.id
         assert self.crawler.stats is not None
         self.crawler.stats.set_value("archive/run_id", self.run_id)
+        if self.interval > 0:
+            self.task = LoopingCall(self.save_counts)
+            self.task.start(self.interval, now=False)
+
+    def save_counts(self) -> None:
+        """Write the run's counts so far (a killed run keeps them)."""
+        if self.run_id is None:
+            return
+        try:
+            context = crawl_context(self.crawler)
+            with context.archive.transaction() as session:
+                run = session.get(CrawlRun, self.run_id)
+                if run is not None and run.status == "running":
+                    self._fill(run, self._stats())
+                    run.errors = len(self.errors)
+        except Exception as exc:  # the archive is away: the final write will tell
+            logger.warning("the counts of run %s were not saved: %s", self.run_id, one_line(exc))
+
+    def _stats(self) -> dict[str, Any]:
+        return self.crawler.stats.get_stats() if self.crawler.stats else {}
+
+    def _fill(self, run: CrawlRun, stats: dict[str, Any]) -> None:
+        run.pages = int(stats.get("response_received_count", 0))
+        run.articles_new = int(stats.get("archive/articles_new", 0))
+        run.articles_updated = int(stats.get("archive/articles_updated", 0))
+        run.articles_unchanged = int(stats.get("archive/articles_unchanged", 0))
+        run.articles_skipped = int(stats.get("archive/articles_skipped", 0))
+        run.articles_invalid = int(stats.get("archive/articles_invalid", 0))
+        run.walk = crawl_context(self.crawler).walk_summary()
+        run.stats = _jsonable(stats)
 
     def page_error(self, url: str, reason: str) -> None:
         self.errors.append(f"{url}: {reason}")
@@ -93,9 +129,11 @@ class RunRecorder:
         self.errors.append(f"{url}: {failure.type.__name__}: {failure.getErrorMessage()}")
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.task is not None and self.task.running:
+            self.task.stop()
         if self.run_id is None:
             return
-        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        stats = self._stats()
         context = crawl_context(self.crawler)
         pages = int(stats.get("response_received_count", 0))
         status = _STATUS_BY_REASON.get(reason, "failed")
@@ -106,26 +144,40 @@ class RunRecorder:
         log = self.errors[:MAX_ERROR_LINES]
         if errors > MAX_ERROR_LINES:
             log.append(f"... and {errors - MAX_ERROR_LINES} more")
-        if reason not in _STATUS_BY_REASON:
+        if reason == ARCHIVE_FAILED:
+            log.insert(0, f"stopped: {context.failure}")
+            errors += 1
+        elif reason not in _STATUS_BY_REASON:
             log.insert(0, f"closed: {reason}")
         elif reason == "lease_lost":
             log.insert(0, LEASE_LOST)
-        with context.archive.transaction() as session:
-            run = session.get(CrawlRun, self.run_id)
-            assert run is not None
-            run.finished_at = utcnow()
-            run.status = status
-            run.pages = pages
-            run.articles_new = int(stats.get("archive/articles_new", 0))
-            run.articles_updated = int(stats.get("archive/articles_updated", 0))
-            run.articles_unchanged = int(stats.get("archive/articles_unchanged", 0))
-            run.articles_skipped = int(stats.get("archive/articles_skipped", 0))
-            run.articles_invalid = int(stats.get("archive/articles_invalid", 0))
-            run.errors = errors
-            run.error_log = "\n".join(log) or None
-            run.stats = _jsonable(stats)
+        try:
+            with context.archive.transaction() as session:
+                run = session.get(CrawlRun, self.run_id)
+                assert run is not None
+                run.finished_at = utcnow()
+                run.status = status
+                self._fill(run, stats)
+                run.errors = errors
+                run.error_log = "\n".join(log) or None
+        except Exception as exc:
+            # the archive refuses even this: the run is closed by the next crawl or scheduler
+            logger.error(
+                "run %s of %s could not be closed (%s): %s",
+                self.run_id,
+                spider.name,
+                status,
+                one_line(exc),
+            )
+            return
         logger.info(
-            "run %s of %s: %s, %d pages, %d errors", run.id, spider.name, status, pages, errors
+            "run %s of %s: %s, %d pages, %d errors, walk %s",
+            self.run_id,
+            spider.name,
+            status,
+            pages,
+            errors,
+            run.walk or "-",
         )
 
 

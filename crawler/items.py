@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ArticleItem:
     outlet: str
     url: str
     title: str | None
-    body: list[str]
+    body: list[str] = field(repr=False)  # logs name an item by its URL, never print its text
     timezone: str = "UTC"
     published: datetime | None = None
     author: str | None = None
@@ -44,10 +44,14 @@ class ArticleItem:
     page: FetchedPage | None = field(default=None, repr=False)
     # filled by the pipelines
     published_at: datetime | None = None
+    published_date: date | None = None  # the local calendar day of publication
+    published_precision: str | None = None  # "day" (a date only was shown) or "time"
     canonical_url: str | None = None
     content_hash: str | None = None
     snapshot_id: int | None = None
     snapshot_sha256: str | None = None
+    # why the validate stage turned it down (stored as a snapshot and a rejected URL only)
+    rejected: str | None = None
 
 
 @dataclass
@@ -56,3 +60,4 @@ class NotModifiedItem:
 
     outlet: str
     url: str
+    article_id: int | None = None

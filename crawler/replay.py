@@ -11,7 +11,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,10 +29,12 @@ from crawler.config import ConfigError, SourceConfig, SourcesFile, project_setti
 from crawler.context import ensure_source
 from crawler.db.models import Article, Snapshot, Source, utcnow
 from crawler.db.queries import (
+    ARCHIVED,
     Outcome,
     archive_article,
     find_article,
     payload_bytes,
+    record_urls,
     store_snapshot,
     supersede,
 )
@@ -42,6 +44,7 @@ from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.pipelines.validate import missing_fields
 from crawler.spiders.base import ListingEntry, NewsSpider
+from crawler.stories import index_article
 from crawler.topics import TopicTagger
 
 # Headers that describe how the bytes travelled, not the bytes as stored (already decoded).
@@ -210,8 +213,12 @@ def archive_replayed(
         return "older"
     # archive_article never moves last_seen_at backwards for an older capture
     outcome, stored = archive_article(session, source_id, item, seen_at=page.fetched_at)
+    # its addresses are known now: a crawl does not fetch them again
+    urls = {page.requested_url, page.final_url, item.url, item.canonical_url}
+    record_urls(session, source_id, urls, ARCHIVED, stored.id, item.snapshot_id)
     if outcome is not Outcome.UNCHANGED:
         replayer.tagger.tag(session, stored.id, item, new=outcome is Outcome.NEW)
+        index_article(session, stored.id, replayer.settings.get("CRAWLER_TOPICS"))
     return outcome.value
 
 
@@ -273,7 +280,13 @@ def reparse_article(
     )
     # Some outlets date an article only in the listing it was found in: the stored date
     # stands in for that listing.
-    entry = ListingEntry(url=snapshot.requested_url, published=article.published_at)
+    stored_day = article.published_precision == "day" and article.published_date is not None
+    published = (
+        datetime.combine(article.published_date, time(0))  # the day, as the listing showed it
+        if stored_day and article.published_date is not None
+        else article.published_at
+    )
+    entry = ListingEntry(url=snapshot.requested_url, published=published)
     try:
         item = replayer.parse(outlet, page, entry)
     except Skipped as skipped:
@@ -282,6 +295,8 @@ def reparse_article(
         return "invalid"
     if item.published_at is None:
         item.published_at = article.published_at
+        item.published_date = article.published_date
+        item.published_precision = article.published_precision
     item.page = None
     item.snapshot_id = article.snapshot_id
     dedup_keys(item)
@@ -292,6 +307,7 @@ def reparse_article(
     supersede(session, article, item, now)
     article.last_seen_at = seen
     replayer.tagger.tag(session, article.id, item, new=False)
+    index_article(session, article.id, replayer.settings.get("CRAWLER_TOPICS"))
     return Outcome.UPDATED.value
 
 

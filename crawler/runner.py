@@ -15,6 +15,7 @@ from crawler.config import SourceConfig, project_settings
 from crawler.db.models import CrawlRun, Source
 from crawler.db.queries import newest_runs
 from crawler.db.session import Archive
+from crawler.extensions import CrawlProgress, ProgressBoard
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class RunSummary:
     invalid: int
     errors: int
     error_log: str | None
+    seconds: float | None = None
+
+    def line(self) -> str:
+        """The run's end in one line (as the scheduler logs it)."""
+        took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
+        run = f"run {self.run_id} " if self.run_id else ""
+        return (
+            f"{run}{self.status}{took}: {self.pages} pages, {self.new} new, "
+            f"{self.updated} updated, {self.errors} errors"
+        )
 
 
 def crawl_settings(
@@ -53,12 +64,19 @@ def run_crawls(
     settings: Settings,
     *,
     refresh: bool = False,
+    board: ProgressBoard | None = None,
 ) -> list[RunSummary]:
-    """Crawl the sources concurrently in this process and summarise each run from the archive."""
+    """Crawl the sources concurrently in this process and summarise each run from the archive.
+
+    `board` (the live display) is fed by each crawler's signals; it is never put in the
+    settings, which Scrapy deep-copies (a display holds locks and a terminal)."""
     process = CrawlerProcess(settings)
     crawlers = []
+    feeds = []  # signal receivers are weak references: kept alive until the crawls end
     for source in sources:
         crawler = process.create_crawler(source.name)
+        if board is not None:
+            feeds.append(CrawlProgress(crawler, board))
         crawlers.append((source, crawler))
         process.crawl(crawler, refresh=refresh)
     process.start()
@@ -96,6 +114,9 @@ def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSumma
                         invalid=run.articles_invalid,
                         errors=run.errors,
                         error_log=run.error_log,
+                        seconds=(run.finished_at - run.started_at).total_seconds()
+                        if run.finished_at
+                        else None,
                     )
                 )
         return summaries

@@ -3,6 +3,7 @@
 import os
 
 from crawler import __version__
+from crawler.config import DEFAULT_MAX_PAGE_SIZE
 
 BOT_NAME = "crawler"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -36,8 +37,8 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = os.environ.get("CRAWLER_LOG_LEVEL", "INFO")
 
+# The snapshot is written by the store stage, in the page's one transaction with its article.
 ITEM_PIPELINES = {
-    "crawler.pipelines.snapshot.SnapshotPipeline": 100,
     "crawler.pipelines.clean.CleanPipeline": 200,
     "crawler.pipelines.validate.ValidatePipeline": 300,
     "crawler.pipelines.deduplicate.DeduplicatePipeline": 400,
@@ -46,10 +47,31 @@ ITEM_PIPELINES = {
 
 # Engine side of decompression (590): a page whose declared charset misreads its bytes is
 # read in the right one (stat `charset/overruled`); the bytes themselves stay as served.
+# What a hostile site cannot make the crawl do (each refusal in the run's error log,
+# crawler/middlewares.py): fetch off the source's site or another scheme than http(s) (45,
+# before robots.txt), follow a redirect off-site or in a loop (replacing Scrapy's redirect
+# middlewares), keep a page larger than its maximum size once decompressed (replacing
+# Scrapy's HttpCompressionMiddleware), keep bytes that are not text as a page (586), or be
+# retried sooner than its Retry-After asks (555, outside RetryMiddleware's 550).
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.SiteScopeMiddleware": 45,
+    "crawler.middlewares.RetryAfterMiddleware": 555,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.middlewares.SiteMetaRefreshMiddleware": 580,
     "crawler.middlewares.CharsetMiddleware": 585,
+    "crawler.middlewares.BinaryPageMiddleware": 586,
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "crawler.middlewares.PageSizeMiddleware": 590,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.middlewares.SiteRedirectMiddleware": 600,
 }
 CHARSET_CHECK_ENABLED = True
+BINARY_CHECK_ENABLED = True
+SITE_SCOPE_ENABLED = True
+# A page larger than this once decompressed is not archived (per source: max_page_size).
+CRAWLER_MAX_PAGE_SIZE = DEFAULT_MAX_PAGE_SIZE
+# The longest Retry-After (seconds) a 429 or 503 answer is waited for before its retry.
+CRAWLER_RETRY_AFTER_MAX = 60
 
 EXTENSIONS = {
     "crawler.extensions.RunRecorder": 100,

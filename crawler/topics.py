@@ -359,8 +359,16 @@ class TopicTagger:
         self.topic_ids: dict[str, int] = {}
 
     def open(self, session: Session) -> None:
-        """Make sure every topic of the file has its row."""
+        """Make sure every topic of the file has its row.
+
+        On an archive without articles the tags are complete for the topics as they are now
+        (and stay so, articles being tagged as they are stored): their fingerprints say so."""
         self.topic_ids = ensure_topics(session, self.topics.topics)
+        if session.scalar(select(Article.id).limit(1)) is None:
+            for topic in session.scalars(select(Topic).where(Topic.name.in_(self.topics.topics))):
+                if topic.fingerprint != self.topics.topics[topic.name].fingerprint:
+                    topic.fingerprint = self.topics.topics[topic.name].fingerprint
+                    topic.applied_at = utcnow()
 
     def tag(self, session: Session, article_id: int, item: ArticleItem, new: bool) -> set[str]:
         """Make a new or changed article's tags the topics its text matches; their names."""

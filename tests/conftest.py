@@ -34,6 +34,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"archive backend: {BACKEND}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user data folder (default archive, crawl logs) of every command a test runs is a
+    temporary one, never the real user's."""
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def _postgres_template() -> Iterator[str]:
     """A migrated template database; each test gets a copy (CREATE DATABASE ... TEMPLATE)."""

@@ -10,10 +10,13 @@ from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.config import BUNDLED_SOURCES
+from crawler.context import crawl_context
+from crawler.db.queries import ARCHIVED, record_urls
 from crawler.mirror import SITES_DIR
 from crawler.spiders.base import ListingEntry, NewsSpider
 
 TEST_BASE = "http://mirror.test"
+TEST_SETTINGS = {"CRAWLER_SOURCES": str(BUNDLED_SOURCES), "CRAWLER_DATABASE_URL": "sqlite://"}
 
 
 def page_text(spider_name: str, route_path: str, base: str = TEST_BASE) -> str:
@@ -35,13 +38,21 @@ def page_response(
 
 def make_spider(spider_cls: type[NewsSpider], base: str = TEST_BASE) -> NewsSpider:
     """A spider bound to a test crawler, its source pointed at `base`."""
-    # the bundled sources file, whatever CRAWLER_SOURCES the developer's shell has
-    crawler = get_crawler(spider_cls, settings_dict={"CRAWLER_SOURCES": str(BUNDLED_SOURCES)})
+    # the bundled sources file, whatever CRAWLER_SOURCES the developer's shell has; an archive
+    # of its own in memory (made on first use: what is known, how far walks got)
+    crawler = get_crawler(spider_cls, settings_dict=TEST_SETTINGS)
     spider = spider_cls.from_crawler(crawler, base_url=base)
     crawler.spider = spider
     assert crawler.stats is not None
     crawler.stats.open_spider()
     return spider
+
+
+def mark_archived(spider: NewsSpider, *urls: str) -> None:
+    """Make `urls` archived in the spider's archive (as a crawl that stored them would)."""
+    context = crawl_context(spider.crawler)
+    with context.archive.transaction() as session:
+        record_urls(session, context.source_id, set(urls), ARCHIVED, None, None)
 
 
 def parse_items(

@@ -25,7 +25,7 @@ from crawler.spiders.al_mayadeen import AlMayadeenSpider
 from crawler.spiders.base import ListingEntry
 from tests.conftest import crawl, export_jsonl, write_sources
 from tests.expected import assert_matches_expected, load_expected
-from tests.pages import page_response
+from tests.pages import TEST_SETTINGS, mark_archived, page_response
 
 KIM = "/news/politics/kim-jong-un-hosts-russia-deputy-defense-minister-in-pyongyang"
 SEOUL = "/news/politics/south-korea-summons-russian-envoy-over-pact-with-dprk"
@@ -77,9 +77,10 @@ def tail_matches(body: list[str], paragraphs: list[str]) -> bool:
 
 @pytest.fixture
 def spider() -> AlMayadeenSpider:
-    crawler = get_crawler(AlMayadeenSpider)
+    crawler = get_crawler(AlMayadeenSpider, settings_dict=TEST_SETTINGS)
     made = AlMayadeenSpider.from_crawler(crawler)
     assert isinstance(made, AlMayadeenSpider)
+    crawler.spider = made
     return made
 
 
@@ -207,7 +208,7 @@ def test_sitemaps_are_walked_newest_month_first_one_after_the_other(spider):
     [july_request] = spider.parse_sitemap(index)
     assert july_request.url == BASE + SITEMAPS[1]
     assert july_request.cb_kwargs == {"older": (BASE + SITEMAPS[2],)}
-    july = page_response("al_mayadeen", SITEMAPS[1], base=BASE)
+    july = page_response("al_mayadeen", SITEMAPS[1], base=BASE, **july_request.meta)
     requests = list(spider.parse_sitemap(july, **july_request.cb_kwargs))
     assert [r.url for r in requests] == [BASE + TREATY, BASE + KIM, BASE + SITEMAPS[2]]
     assert [r.callback for r in requests] == [spider.parse_article] * 2 + [spider.parse_sitemap]
@@ -215,10 +216,23 @@ def test_sitemaps_are_walked_newest_month_first_one_after_the_other(spider):
     assert [r.url for r in spider.parse_sitemap(june, older=())] == [BASE + SEOUL]
 
 
-def test_a_sitemap_of_known_articles_ends_the_walk(spider):
-    spider._known = {BASE + TREATY, BASE + KIM}
-    july = page_response("al_mayadeen", SITEMAPS[1], base=BASE)
-    assert list(spider.parse_sitemap(july, older=(BASE + SITEMAPS[2],))) == []
+def walk_sitemap(spider: AlMayadeenSpider, path: str, request: Any) -> list[Any]:
+    """What the spider asks for after reading the sitemap at path, fetched for `request`."""
+    response = page_response("al_mayadeen", path, base=BASE, **request.meta)
+    return list(spider.parse_sitemap(response, **request.cb_kwargs))
+
+
+def test_a_sitemap_of_known_articles_ends_a_walk_only_after_a_complete_one(spider):
+    mark_archived(spider, BASE + TREATY, BASE + KIM)
+    index = page_response("al_mayadeen", "/sitemaps/all.xml", base=BASE)
+    [july_request] = spider.parse_sitemap(index)
+    # no walk of this index was ever complete: the archived month does not stop it
+    [june_request] = walk_sitemap(spider, SITEMAPS[1], july_request)
+    assert june_request.url == BASE + SITEMAPS[2]
+    assert [r.url for r in walk_sitemap(spider, SITEMAPS[2], june_request)] == [BASE + SEOUL]
+    # the walk reached the index's end: the next one stops at the first archived month
+    spider.walks.open()
+    assert walk_sitemap(spider, SITEMAPS[1], july_request) == []
     assert stats(spider)["discovery/stopped_at_known_page"] == 1
     assert stats(spider)["archive/articles_skipped"] == 2
 
@@ -227,7 +241,11 @@ def test_max_pages_limits_the_monthly_sitemaps(spider):
     spider.source = replace(spider.source, max_pages=1)
     index = page_response("al_mayadeen", "/sitemaps/all.xml", base=BASE)
     [july_request] = spider.parse_sitemap(index)
-    assert july_request.url == BASE + SITEMAPS[1] and july_request.cb_kwargs == {"older": ()}
+    assert july_request.url == BASE + SITEMAPS[1]
+    assert [r.url for r in walk_sitemap(spider, SITEMAPS[1], july_request)] == [
+        BASE + TREATY,
+        BASE + KIM,
+    ]
     assert stats(spider)["discovery/max_pages_reached"] == 1
 
 

@@ -130,3 +130,35 @@ def test_registered_in_the_project_settings():
     priority = settings.getdict("DOWNLOADER_MIDDLEWARES")["crawler.middlewares.CharsetMiddleware"]
     # after decompression (590) has turned the body into the bytes the page is written in
     assert priority < 590
+
+
+def undecodable(middleware: CharsetMiddleware) -> int:
+    assert middleware.crawler.stats is not None
+    return middleware.crawler.stats.get_value("charset/undecodable", 0)
+
+
+def test_cp1252_bytes_declared_utf8_are_read_as_cp1252(middleware):
+    page = PAGE.replace('charset="utf-8"', "")
+    served = html(page.encode("cp1252"), "text/html; charset=utf-8")
+    assert "\ufffd" in paragraph(served)  # what Scrapy alone would archive
+    fixed = middleware.process_response(served.request, served)
+    assert paragraph(fixed) == TEXT
+    assert fixed.body == served.body and fixed.headers == served.headers
+    assert overruled(middleware) == 1 and undecodable(middleware) == 0
+
+
+def test_a_page_declared_utf8_by_header_follows_its_own_other_declaration(middleware):
+    text = "Здравствуй, мир — русский текст"
+    page = f'<html><head><meta charset="windows-1251"></head><body><p>{text}</p></body></html>'
+    served = html(page.encode("cp1251"), "text/html; charset=utf-8")
+    fixed = middleware.process_response(served.request, served)
+    assert paragraph(fixed) == text and fixed.encoding == "cp1251"
+    assert overruled(middleware) == 1
+
+
+def test_utf8_with_a_stray_byte_stays_utf8_and_is_counted(middleware):
+    body = PAGE.encode("utf-8").replace(b"met", b"m\xe9t")  # one cp1252 byte among UTF-8
+    served = html(body, "text/html; charset=utf-8")
+    assert middleware.process_response(served.request, served) is served
+    assert "’" in paragraph(served)  # the UTF-8 text is not turned into mojibake
+    assert overruled(middleware) == 0 and undecodable(middleware) == 1

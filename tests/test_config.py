@@ -103,7 +103,8 @@ def test_durations(text, seconds):
 def test_environment_and_options(monkeypatch, tmp_path):
     monkeypatch.delenv("CRAWLER_DATABASE_URL", raising=False)
     monkeypatch.delenv("CRAWLER_SOURCES", raising=False)
-    assert database_url() == "sqlite:///data/archive.db"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert database_url() == f"sqlite:///{tmp_path}/data/news-archive-crawler/archive.db"
     assert sources_path() == BUNDLED_SOURCES
     monkeypatch.setenv("CRAWLER_DATABASE_URL", "sqlite:////tmp/x.db")
     monkeypatch.setenv("CRAWLER_SOURCES", str(tmp_path / "s.toml"))

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import tracemalloc
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -29,6 +29,8 @@ FIELDS = (
     "title",
     "author",
     "published_at",
+    "published_date",
+    "published_precision",
     "summary",
     "body",
     "original_source",
@@ -53,6 +55,8 @@ def _article(source_id: int, n: int, **fields: Any) -> dict[str, Any]:
         "title": f"Article {n}",
         "author": None,
         "published_at": None,
+        "published_date": None,
+        "published_precision": None,
         "language": "en",
         "summary": None,
         "body": f"Paragraph one of {n}.\n\nParagraph two.",
@@ -101,7 +105,10 @@ def seed(archive: Archive) -> None:
                     1,
                     title='Kim Chaek University boosts "R&D", links, with industry',
                     body='First, with commas; and "quotes".\n\nSecond line\nwith a break.',
+                    # a page that showed the day 30/11/2024 only: midnight in Pyongyang
                     published_at=datetime(2024, 11, 29, 15, 0, tzinfo=UTC),
+                    published_date=date(2024, 11, 30),
+                    published_precision="day",
                     original_source="Pyongyang Times",
                     original_url="http://www.pyongyangtimes.com.kp/?bbs=1",
                     snapshot_id=snapshot.id,
@@ -114,6 +121,8 @@ def seed(archive: Archive) -> None:
                     author="KCNA",
                     summary="A summary, with a comma",
                     published_at=datetime(2024, 12, 1, 3, 0, tzinfo=UTC),
+                    published_date=date(2024, 12, 1),
+                    published_precision="time",
                     partial=True,
                     outlet_article_id="287305",
                 ),
@@ -134,7 +143,7 @@ def archived(db_url: str) -> dict[int, dict[str, Any]]:
             record = {name: getattr(a, name, None) for name in FIELDS}
             record["outlet"] = a.source.name
             record["snapshot_sha256"] = a.snapshot.sha256 if a.snapshot else None
-            for key in ("published_at", "first_seen_at", "last_seen_at"):
+            for key in ("published_at", "first_seen_at", "last_seen_at", "published_date"):
                 record[key] = record[key].isoformat() if record[key] else None
             rows[a.id] = record
     archive.dispose()
@@ -202,12 +211,20 @@ def test_parquet_read_back_equals_the_archive(db_url, seeded, tmp_path):
     assert tuple(table.column_names)[: len(FIELDS)] == FIELDS
     assert str(table.schema.field("id").type) == "int64"
     assert str(table.schema.field("partial").type) == "bool"
+    # instants are timestamps (UTC), the publication day a date: not text
+    for name in ("published_at", "first_seen_at", "last_seen_at"):
+        assert str(table.schema.field(name).type) == "timestamp[us, tz=UTC]", name
+    assert str(table.schema.field("published_date").type) == "date32[day]"
     rows = table.to_pylist()
     assert [r["id"] for r in rows] == sorted(seeded)
     for row in rows:
         want = seeded[row["id"]]
         for name in FIELDS:
-            assert row[name] == want[name], (row["id"], name)
+            value = row[name]
+            if isinstance(value, date):
+                assert isinstance(value, datetime) == name.endswith("_at"), name
+                value = value.isoformat()
+            assert value == want[name], (row["id"], name)
 
 
 def test_filters_by_outlet_and_publication_date(db_url, seeded):
@@ -225,8 +242,16 @@ def test_filters_by_outlet_and_publication_date(db_url, seeded):
     assert ids("--outlet", "kcna_watch") == [kim, korean]
     assert ids("--outlet", "urdupoint") == [shoigu]
     assert ids("--since", "2024-12-01") == [korean]
-    assert ids("--until", "2024-12-01") == [kim]
+    # a day is the publication's own day, both ends inclusive
+    assert ids("--until", "2024-12-01") == [kim, korean]
+    assert ids("--until", "2024-11-30") == [kim]
+    assert ids("--since", "2024-11-30", "--until", "2024-11-30") == [kim]
+    assert ids("--since", "2024-11-29", "--until", "2024-11-29") == []
+    # a time is an instant (UTC unless an offset is given), inclusive too
     assert ids("--since", "2024-11-29T15:00:00+00:00", "--until", "2024-11-30") == [kim]
+    assert ids("--until", "2024-12-01T03:00") == [kim, korean]
+    assert ids("--until", "2024-12-01T02:59:59") == [kim]
+    assert ids("--since", "2024-12-01T12:00:00+09:00") == [korean]
     assert ids("--outlet", "kcna_watch", "--since", "2025-01-01") == []
 
 

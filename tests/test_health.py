@@ -169,3 +169,21 @@ def test_sources_shows_schedule_next_run_last_run_and_last_new_article(db_url, a
     assert "every 1h" in row and "2031-05-06 07:08:09 UTC" in row and "failed" in row
     never = next(line for line in table.stdout.splitlines() if "urdupoint" in line)
     assert "never" in never
+
+
+def test_every_run_failed_and_nothing_archived_is_not_healthy(db_url, archive, tmp_path):
+    """A fresh install that cannot reach its sources: fewer failures than --failures, but
+    nothing ever worked."""
+    seed(archive, "kcna_watch", ["failed", "interrupted"], None)
+    path = sources_file(tmp_path)
+    result = health(db_url, path)
+    assert result.returncode == 1
+    assert result.stdout == (
+        "unhealthy kcna_watch: every run so far failed (1) and nothing was ever archived\n"
+    )
+    assert problems(archive, path, failures=1) == ["kcna_watch: the last 1 run(s) failed (failed)"]
+
+
+def test_failures_after_an_archived_article_wait_for_the_threshold(archive, tmp_path):
+    seed(archive, "kcna_watch", ["failed", "failed"], timedelta(hours=1))
+    assert problems(archive, sources_file(tmp_path)) == []

@@ -10,7 +10,7 @@ from scrapy import Request
 from crawler.items import ArticleItem
 from crawler.spiders.base import ListingEntry
 from crawler.spiders.kcna_watch import KcnaWatchSpider
-from tests.pages import TEST_BASE, make_spider, page_response, page_text, parse_items
+from tests.pages import TEST_BASE, make_spider, mark_archived, page_response, page_text, parse_items
 
 RECEPTION = (
     "/newstream/1732960512-284951/"
@@ -129,9 +129,11 @@ def test_feed_that_feedparser_cannot_read_falls_back_to_its_links(spider):
 
 
 def test_known_articles_are_skipped_unless_refreshing(spider):
-    spider._known = {TEST_BASE + RECEPTION}
+    mark_archived(spider, TEST_BASE + RECEPTION)
     entries = [ListingEntry(TEST_BASE + RECEPTION), ListingEntry(TEST_BASE + FARMING)]
-    assert [r.url for r in spider.article_requests(entries)] == [TEST_BASE + FARMING]
+    requests, fresh, articles = spider.discover(entries)
+    assert [r.url for r in requests] == [TEST_BASE + FARMING]
+    assert (fresh, articles) == ([TEST_BASE + FARMING], 2)
     assert spider.crawler.stats.get_value("archive/articles_skipped") == 1
 
 
@@ -140,4 +142,4 @@ def test_links_that_are_not_articles_are_ignored(spider):
         ListingEntry(TEST_BASE + "/newstream/?source=kcna"),
         ListingEntry(TEST_BASE + "/about/"),
     ]
-    assert list(spider.article_requests(entries)) == []
+    assert spider.article_requests(entries) == []

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from crawler.db.models import Base
 from crawler.db.session import (
@@ -126,6 +127,71 @@ def test_an_archive_whose_scheduler_made_the_job_table_upgrades_keeping_its_jobs
         with engine.connect() as conn:
             rows = conn.execute(store.jobs_t.select()).all()
         assert [(row.id, row.job_state) for row in rows] == [("source:x", b"state")]
+    finally:
+        engine.dispose()
+
+
+def test_0006_fills_in_the_local_day_and_precision_of_archived_articles(empty_db_url):
+    """Before 0006 a day-only date was stored as midnight local time, in UTC."""
+    engine = make_engine(empty_db_url)
+    try:
+        upgrade(engine, "0004")
+        seen = datetime(2025, 1, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            for source_id, name in ((1, "kcna_watch"), (2, "urdupoint"), (3, "elsewhere")):
+                conn.execute(
+                    text(
+                        "INSERT INTO sources (id, name, base_url, created_at) "
+                        "VALUES (:i, :n, :u, :t)"
+                    ),
+                    {"i": source_id, "n": name, "u": f"https://{name}.example", "t": seen},
+                )
+            for article_id, source_id, published in (
+                (1, 1, datetime(2024, 12, 11, 15, 0, tzinfo=UTC)),  # 12/12/2024 in Pyongyang
+                (2, 2, datetime(2023, 7, 26, 8, 40, tzinfo=UTC)),  # 13:40 in Karachi
+                (3, 3, datetime(2024, 5, 1, 0, 0, tzinfo=UTC)),  # no known zone: UTC
+                (4, 1, None),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO articles (id, source_id, url, canonical_url, title, "
+                        "published_at, body, partial, content_hash, version, first_seen_at, "
+                        "last_seen_at, updated_at) VALUES (:i, :s, :u, :c, 'T', :p, 'B', "
+                        "false, :h, 2, :t, :t, :t)"
+                    ),
+                    {
+                        "i": article_id,
+                        "s": source_id,
+                        "u": f"https://x.example/{article_id}",
+                        "c": f"https://x.example/{article_id}",
+                        "p": published,
+                        "h": "0" * 64,
+                        "t": seen,
+                    },
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO article_versions (id, article_id, version, title, published_at, "
+                    "body, partial, content_hash, first_seen_at, superseded_at) VALUES "
+                    "(1, 1, 1, 'T', :p, 'B', false, :h, :t, :t)"
+                ),
+                {"p": datetime(2024, 12, 10, 15, 0, tzinfo=UTC), "h": "0" * 64, "t": seen},
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            articles = conn.execute(
+                text("SELECT id, published_date, published_precision FROM articles ORDER BY id")
+            ).all()
+            versions = conn.execute(
+                text("SELECT published_date, published_precision FROM article_versions")
+            ).all()
+        assert [(row[0], str(row[1]) if row[1] else None, row[2]) for row in articles] == [
+            (1, "2024-12-12", "day"),
+            (2, "2023-07-26", "time"),
+            (3, "2024-05-01", "day"),
+            (4, None, None),
+        ]
+        assert [(str(row[0]), row[1]) for row in versions] == [("2024-12-11", "day")]
     finally:
         engine.dispose()
 

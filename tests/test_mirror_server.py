@@ -184,6 +184,14 @@ def test_fail(kcna: MirrorServer) -> None:
     assert fetch(kcna.base_url, LISTING)[0] == 200
 
 
+def test_fail_a_number_of_times_with_headers(kcna: MirrorServer) -> None:
+    kcna.fail(LISTING, 503, times=2, headers={"Retry-After": "2"})
+    for _ in range(2):
+        status, headers, _ = fetch(kcna.base_url, LISTING)
+        assert status == 503 and headers["Retry-After"] == "2"
+    assert fetch(kcna.base_url, LISTING)[0] == 200
+
+
 def test_truncate_gives_short_read(kcna: MirrorServer) -> None:
     kcna.truncate(LISTING)
     port = urlsplit(kcna.base_url).port

@@ -37,7 +37,16 @@ def seeded(archive: Archive, tmp_path: Path) -> Path:
         urdu = Source(name="urdupoint", base_url="https://u.example")
         session.add_all([kcna, urdu])
         session.flush()
-        add_run(session, kcna, 0, "finished", pages=9, articles_new=4, trigger="scheduled")
+        add_run(
+            session,
+            kcna,
+            0,
+            "finished",
+            pages=9,
+            articles_new=4,
+            trigger="scheduled",
+            stats={"fallback/metadata/title": 2, "fallback/generic/body": 1},
+        )
         add_run(session, urdu, 5, "failed", errors=3, error_log="boom", trigger="manual")
         add_run(session, kcna, 10, "finished", pages=3, articles_updated=1, trigger="scheduled")
         add_run(session, kcna, 20, "timed_out", pages=2, trigger="retry")
@@ -69,6 +78,9 @@ def test_runs_json_lists_the_newest_first_with_their_counts(db_url, seeded):
     assert records[0]["finished_at"] is None and records[0]["duration_seconds"] is None
     assert records[3]["error_log"] == "boom" and records[3]["errors"] == 3
     assert records[1]["trigger"] == "retry"
+    # the run's Scrapy stats, where layout drift shows as fallback counts
+    assert oldest["stats"] == {"fallback/metadata/title": 2, "fallback/generic/body": 1}
+    assert records[0]["stats"] is None
 
 
 def test_runs_filtered_by_source_and_limited(db_url, seeded):

@@ -193,7 +193,7 @@ def test_runs_happen_on_time_and_are_recorded(archive, kcna, tmp_path, scheduler
     log = scheduler.log()
     assert "kcna_watch: scheduled every 4s, first run now" in log
     for run in runs:
-        assert f"kcna_watch: run {run.id} started (scheduled)" in log
+        assert f"kcna_watch: run {run.id} started (scheduled; log: " in log
         assert f"kcna_watch: run {run.id} finished in" in log
     assert "4 new, 0 updated, 0 errors" in log
     assert lease_rows(archive) == []

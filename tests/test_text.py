@@ -1,5 +1,5 @@
-"""Text normalisation: the ASCII fast path agrees with the general one, and text_of reads what
-parsel's .//text() reads."""
+"""Text normalisation: terminal escapes and control characters never reach the archive; the
+ASCII fast path agrees with the general one; text_of reads what parsel's .//text() reads."""
 
 from __future__ import annotations
 
@@ -7,18 +7,51 @@ import re
 import string
 import unicodedata
 
+import pytest
 from scrapy.http import HtmlResponse
 
 from crawler.spiders.base import paragraphs_of, text_of
-from crawler.text import normalize_text
+from crawler.text import normalize_text, strip_controls
 
-SPACES = re.compile(r"[\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("\x1b[2J\x1b[HHeadline", "Headline"),  # clear screen, cursor home
+        ("\x1b[1;31mred\x1b[0m text", "red text"),  # colours
+        ("before\x1b]0;owned window\x07after", "beforeafter"),  # OSC 0 window title, BEL
+        ("before\x1b]2;owned\x1b\\after", "beforeafter"),  # ended by ST
+        ("see \x1b]8;;http://evil.example/\x1b\\the link\x1b]8;;\x1b\\ here", "see the link here"),
+        ("cut off \x1b]0;no end", "cut off"),  # an unterminated OSC runs to the text's end
+        ("title\x1b]0;x\nnext line", "title next line"),  # ... or to the next control character
+        ("C1 \x9b31mCSI\x9b0m and \x9d0;osc\x9c done", "C1 CSI and done"),
+        ("reset\x1bc here", "reset here"),
+        ("nul\x00 bell\x07 del\x7f gone", "nul bell del gone"),
+        ("tab\tform\x0cfeed\x0bvt\r\nline", "tab form feed vt line"),  # whitespace stays space
+        ("Lebanon’s café — 러시아 КНДР", "Lebanon’s café — 러시아 КНДР"),
+    ],
+)
+def test_escapes_and_controls_are_dropped_whole(raw, clean):
+    assert normalize_text(raw) == clean
+
+
+def test_only_escapes_is_empty():
+    assert normalize_text("\x1b[2J\x1b]0;x\x07") is None
+
+
+def test_strip_controls_keeps_line_structure():
+    assert strip_controls("a\x1b[2J\nb\tc\x00") == "a\nb\tc"
+
+
+# -- the ASCII fast path and text_of ------------------------------------------------------------
+
+_SPACES = re.compile(r"[\s\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 
 
 def general_path(value: str) -> str | None:
-    text = unicodedata.normalize("NFC", value)
+    text = strip_controls(unicodedata.normalize("NFC", value))
     text = re.sub(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]", "", text)
-    return SPACES.sub(" ", text).strip() or None
+    return _SPACES.sub(" ", text).strip() or None
 
 
 def test_ascii_fast_path_agrees_with_the_general_one():
@@ -26,6 +59,7 @@ def test_ascii_fast_path_agrees_with_the_general_one():
         "  Kim   Jong Un\tvisits\n\nthe  factory  ",
         "".join(chr(c) for c in range(128)),
         "\x1c\x1d\x1e\x1fa\x0bb\x0cc\r\nd",
+        "\x1b[2J\x1b[Hcleared \x07bell \x7fdel",
         string.whitespace,
         "",
     ]

@@ -242,6 +242,10 @@ def test_crawled_articles_are_tagged_when_stored(db_url, kcna, tmp_path):
     found = run_cli("search", "reception", "--topic", "dprk-russia", "--json", db_url=db_url)
     assert found.returncode == 0, found.stderr
     assert sorted(hit["title"] for hit in json.loads(found.stdout)) == titles
+    # tagged on store from the start: stats does not call the fresh archive's tags out of date
+    stats = run_cli("stats", db_url=db_url)
+    assert stats.returncode == 0, stats.stderr
+    assert "│ dprk-russia │        2 │" in stats.stdout and "out of date" not in stats.stdout
     # the tags are those `topics apply` gives: nothing to add or remove
     applied = run_cli("topics", "apply", db_url=db_url)
     assert applied.returncode == 0, applied.stderr

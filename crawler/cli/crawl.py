@@ -25,7 +25,25 @@ from crawler.cli.common import (
     require_outlet,
     sources_file,
 )
-from crawler.config import ConfigError, database_url
+from crawler.config import ConfigError, database_url, log_dir, run_log_file
+
+# Errors of a run printed at its end (every one is in the run's error log: `crawler runs`).
+MAX_ERROR_LINES = 5
+
+
+def crawl_log_file(run_id: int | None, sources: list[str]) -> Path:
+    """Where a crawl's Scrapy log goes (in `log_dir()`): a scheduled run's file is named after
+    its run, a manual crawl's after its sources and time."""
+    import os
+    from datetime import UTC, datetime
+
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        return run_log_file(run_id)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    named = "+".join(sources) if len(sources) <= 3 else f"{len(sources)}-sources"
+    return folder / f"crawl-{named}-{stamp}-{os.getpid()}.log"
 
 
 @app.command()
@@ -48,8 +66,19 @@ def crawl(
     parent_pid: Annotated[
         int | None, typer.Option("--parent-pid", hidden=True, help="The scheduler's pid.")
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Scrapy's and Alembic's log on stderr rather than in the run's log file.",
+        ),
+    ] = False,
 ) -> None:
-    """Crawl sources once, with a live progress display and a summary at the end."""
+    """Crawl sources once, with a live progress display and a summary at the end.
+
+    A line on stderr when each source starts and ends (and one per error); Scrapy's own log
+    goes to a log file (named at the start) unless -v."""
     from crawler.progress import LiveBoard, summary_table
     from crawler.runner import RunSummary, crawl_settings, run_crawls
     from crawler.scheduler.display import format_time
@@ -80,6 +109,10 @@ def crawl(
             raise fail(f"--set {pair!r}: expected NAME=VALUE")
         overrides[name.strip()] = value
     settings = crawl_settings(database_url(db), config.path, overrides=overrides)
+    log_file = None
+    if not verbose and "LOG_FILE" not in overrides:
+        log_file = crawl_log_file(run_id, [s.name for s in chosen])
+        settings.set("LOG_FILE", str(log_file), priority="cmdline")
     # A scheduled run's lease is its scheduler's; a manual crawl takes its sources' leases.
     leases = None
     if run_id is None:
@@ -97,23 +130,29 @@ def crawl(
             )
         chosen = [s for s in chosen if s.name not in busy]
         board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None
-        if board is not None:
-            settings.set("CRAWLER_PROGRESS_BOARD", board, priority="cmdline")
+        if board is not None and log_file is None:
             settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
+        if run_id is None:  # a scheduled run's start and end are the scheduler's to say
+            where = f" (log: {log_file})" if log_file else ""
+            for source_config in chosen:
+                err.print(
+                    f"{source_config.name}: crawl started{where}", highlight=False, soft_wrap=True
+                )
         summaries: list[RunSummary] = []
         if chosen:
             with board if board is not None else contextlib.nullcontext():
-                summaries = run_crawls(chosen, settings, refresh=refresh)
+                summaries = run_crawls(chosen, settings, refresh=refresh, board=board)
     finally:
         if leases is not None:
             leases.release()
         archive.dispose()
     if summaries:
         out.print(summary_table(summaries))
-    for summary in summaries:
-        if summary.error_log:
-            first = summary.error_log.splitlines()[:5]
-            err.print(f"[bold]{summary.source}[/]: " + "\n  ".join(first), highlight=False)
+    if run_id is None:
+        for summary in summaries:
+            err.print(f"{summary.source}: {summary.line()}", highlight=False, soft_wrap=True)
+            for line in (summary.error_log or "").splitlines()[:MAX_ERROR_LINES]:
+                err.print(f"{summary.source}: {line}", highlight=False, soft_wrap=True)
     if busy or any(s.status != "finished" for s in summaries):
         raise typer.Exit(1)
 
@@ -122,20 +161,25 @@ def crawl(
 def demo(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Archive URL (default: a fresh temporary SQLite file)."),
+        typer.Option(
+            "--db",
+            help="Archive URL (default: demo.db in the user data folder, made afresh each time).",
+            show_default=False,
+        ),
     ] = None,
     sources: SourcesOption = None,
 ) -> None:
     """Serve the bundled offline mirror of the outlets, crawl it and show what was archived."""
     check_sources(sources)
-    from crawler.demo import run_demo
+    from crawler.demo import fresh_demo_archive, next_commands, run_demo
 
+    url = db or fresh_demo_archive()
     with tempfile.TemporaryDirectory(prefix="crawler-demo-") as tmp:
-        url = db or f"sqlite:///{Path(tmp) / 'demo.db'}"
         try:
             code = run_demo(url, Path(tmp), out, err)
         except ConfigError as exc:
             raise fail(str(exc)) from None
+    out.print(next_commands(url, default=db is None), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -12,7 +12,9 @@ from crawler.cli.common import (
     app,
     check_sources,
     fail,
+    one_line,
     out,
+    shown_url,
 )
 from crawler.config import ConfigError, database_url
 
@@ -39,5 +41,5 @@ def db_upgrade(
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
-        raise fail(f"cannot migrate {url!r}: {exc}") from None
+        raise fail(f"cannot migrate {shown_url(url)}: {one_line(exc)}") from None
     out.print(f"archive at revision {now}")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from crawler.cli.common import (
     DbOption,
+    OutletsOption,
     SourcesOption,
     app,
     check_sources,
@@ -22,9 +23,18 @@ from crawler.cli.common import (
     open_archive,
     out,
     parse_when,
+    refuse_archive_as_output,
+    require_outlet,
     require_topic,
+    written_atomically,
 )
 from crawler.config import ConfigError
+
+SINCE_HELP = (
+    "Published on or after: a day (2024-12-12, the publication's own date) or a time "
+    "(2024-12-12T06:00, UTC unless an offset is given)."
+)
+UNTIL_HELP = "Published on or before: a day (inclusive) or a time, as for --since."
 
 
 @app.command()
@@ -38,9 +48,22 @@ def show(
     check_sources(sources)
     import json
 
-    from crawler.read.show import article_history, find_article, print_history
+    from rich.markup import escape
 
-    archive = open_archive(db)
+    from crawler.read.show import (
+        MAX_ID,
+        article_history,
+        find_article,
+        is_article_id,
+        print_history,
+    )
+
+    url = ref.strip().lower().startswith(("http://", "https://"))
+    if is_article_id(ref) and int(ref) > MAX_ID:
+        raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
+    if not url and not is_article_id(ref):
+        raise fail(escape(f"{ref!r} is neither an article id nor a URL"))
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             article = find_article(session, ref)
@@ -48,11 +71,9 @@ def show(
     finally:
         archive.dispose()
     if history is None:
-        if ref.strip().isdigit():
+        if is_article_id(ref):
             raise fail(f"no article with id {ref.strip()}", 1)
-        if ref.strip().lower().startswith(("http://", "https://")):
-            raise fail(f"no article with URL {ref.strip()!r}", 1)
-        raise fail(f"{ref!r} is neither an article id nor a URL", 1)
+        raise fail(escape(f"no article with URL {ref.strip()!r}"), 1)
     if as_json:
         sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -68,12 +89,15 @@ def search_command(
             'prefix*); PostgreSQL: web-search syntax (words, "a phrase", OR, -word, prefix*).'
         ),
     ],
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    outlet: OutletsOption = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP, show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(help=UNTIL_HELP, show_default=False)] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many hits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    all_copies: Annotated[
+        bool, typer.Option("--all-copies", help="Every copy of a text as a hit of its own.")
+    ] = False,
     db: DbOption = None,
     sources: SourcesOption = None,
 ) -> None:
@@ -86,16 +110,17 @@ def search_command(
 
     from crawler.read.export import ArticleFilter
     from crawler.read.search import SearchError, search
-    from crawler.read.stats import day_label
+    from crawler.read.terminal import printable, published_label
 
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
+    require_outlet(archive, outlet)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
-            hits = search(session, query, filters, limit)
+            hits = search(session, query, filters, limit, all_copies=all_copies)
     except SearchError as exc:
         raise fail(escape(str(exc))) from None
     finally:
@@ -109,10 +134,15 @@ def search_command(
         return
     style = "bold yellow" if out.is_terminal else None
     for position, hit in enumerate(hits, 1):
-        out.print(Text(f"{position:>2}. ").append(hit.title, style="bold"), soft_wrap=True)
-        where = f"{hit.outlet} · {day_label(hit.published_at)} · #{hit.id} · {hit.url}"
-        out.print(Text("    " + where, style="dim"), soft_wrap=True)
-        out.print(Text("    ").append_text(marked(hit.snippet, style)), soft_wrap=True)
+        title = printable(hit.title, lines=False)
+        out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
+        when = published_label(hit.published_at, hit.published_date, hit.published_precision)
+        where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
+        if hit.copies and not all_copies:
+            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
+        out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
+        snippet = marked(printable(hit.snippet, lines=False), style)
+        out.print(Text("    ").append_text(snippet), soft_wrap=True)
 
 
 @app.command("stats")
@@ -136,7 +166,7 @@ def stats_command(
     except ConfigError as exc:
         err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
         fingerprints = None
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     require_topic(archive, topic)
     try:
         with archive.sessions() as session:
@@ -179,9 +209,9 @@ def export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File (default stdout).")
     ] = None,
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published before (ISO date).")] = None,
+    outlet: OutletsOption = None,
+    since: Annotated[str | None, typer.Option(help=SINCE_HELP, show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(help=UNTIL_HELP, show_default=False)] = None,
     topic: Annotated[str | None, typer.Option(help="Only articles tagged with this topic.")] = None,
     db: DbOption = None,
     sources: SourcesOption = None,
@@ -204,19 +234,25 @@ def export(
         raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
     if format == "parquet" and output is None:
         raise fail("--format parquet needs -o FILE")
+    if output is not None:
+        refuse_archive_as_output(output, db)
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
+    require_outlet(archive, outlet)
     require_topic(archive, topic)
     try:
-        with archive.sessions() as session:
+        with (
+            archive.sessions() as session,
+            written_atomically(output) if output else contextlib.nullcontext() as partial,
+        ):
             total = session.scalar(
                 filters.apply(
                     select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
                 )
             )
-            records = iter_records(session, filters)
+            records = iter_records(session, filters, as_text=format != "parquet")
             show = output is not None and err.is_terminal
             with Progress(
                 TextColumn("exporting"),
@@ -232,16 +268,18 @@ def export(
                     bar.advance(task)
 
                 if format == "parquet":
-                    assert output is not None
-                    count = write_parquet(records, str(output), tick)
+                    assert partial is not None
+                    count = write_parquet(records, str(partial), tick)
                 else:
                     with (
-                        output.open("w", encoding="utf-8", newline="")
-                        if output
+                        partial.open("w", encoding="utf-8", newline="")
+                        if partial
                         else contextlib.nullcontext(sys.stdout)
                     ) as stream:
                         writer = write_jsonl if format == "jsonl" else write_csv
                         count = writer(records, stream, tick)
+    except BrokenPipeError:
+        raise  # the reader (`| head`) has stopped reading: the command stops quietly
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     finally:

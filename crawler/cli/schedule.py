@@ -95,6 +95,14 @@ def schedule(
         list[str] | None,
         typer.Option("--set", "-s", help="Scrapy setting NAME=VALUE for every crawl (repeatable)."),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="The crawls' Scrapy log on stderr rather than in each run's log file.",
+        ),
+    ] = False,
     db: DbOption = None,
     sources: SourcesOption = None,
 ) -> None:
@@ -106,8 +114,9 @@ def schedule(
     from crawler.scheduler.service import SchedulerService, ServiceOptions
 
     config = sources_file(sources)
-    # the scheduler logs each run's start and summary; `-s LOG_LEVEL=INFO` for the crawls' own
-    crawl_args = ["-s", "LOG_LEVEL=WARNING"]
+    # the scheduler logs each run's start and end; the crawls' own log goes to a file per run
+    # (run-N.log in the log folder), or with -v to stderr at WARNING (`-s LOG_LEVEL=INFO`)
+    crawl_args = ["-v", "-s", "LOG_LEVEL=WARNING"] if verbose else []
     for pair in setting or []:
         name, sep, _ = pair.partition("=")
         if not sep or not name.strip():
@@ -148,7 +157,7 @@ def runs(
     from crawler.scheduler.display import format_duration, format_time
     from crawler.scheduler.health import known_source_names, recent_runs
 
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             records = recent_runs(session, source, limit)
@@ -171,6 +180,7 @@ def runs(
         table.add_column(column)
     for column in ("pages", "new", "updated", "errors"):
         table.add_column(column, justify="right")
+    table.add_column("walk")
     for record in records:
         took = record["duration_seconds"]
         table.add_row(
@@ -184,6 +194,7 @@ def runs(
             str(record["articles_new"]),
             str(record["articles_updated"]),
             str(record["errors"]),
+            record["walk"] or "-",
         )
     out.print(table)
 
@@ -205,7 +216,7 @@ def health(
     from crawler.scheduler.health import health_problems
 
     config = sources_file(sources)
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         with archive.sessions() as session:
             problems = health_problems(session, config.enabled(), failures)

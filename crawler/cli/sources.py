@@ -33,7 +33,7 @@ def list_sources(
     from crawler.scheduler.jobs import schedule_description
 
     config = sources_file(sources)
-    archive = open_archive(db)
+    archive = open_archive(db, read_only=True)
     try:
         runs = last_runs(archive)
         with archive.sessions() as session:

@@ -9,6 +9,7 @@ import typer
 
 from crawler.cli.common import (
     DbOption,
+    OutletsOption,
     SourcesOption,
     app,
     check_sources,
@@ -17,10 +18,12 @@ from crawler.cli.common import (
     fail,
     open_archive,
     out,
-    parse_when,
+    parse_instant,
     progress_bar,
+    refuse_archive_as_output,
     require_outlet,
     sources_file,
+    written_atomically,
 )
 from crawler.config import ConfigError
 
@@ -34,7 +37,7 @@ app.add_typer(warc_app, name="warc")
 @warc_app.command("export")
 def warc_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The file to write (.warc.gz).")],
-    outlet: Annotated[str | None, typer.Option(help="Only this outlet.")] = None,
+    outlet: OutletsOption = None,
     since: Annotated[
         str | None, typer.Option(help="Only pages fetched on or after (ISO date).")
     ] = None,
@@ -48,12 +51,12 @@ def warc_export(
     from crawler.db.models import Snapshot, Source
     from crawler.read.warc import SnapshotFilter, write_warc
 
-    filters = SnapshotFilter(outlet, parse_when(since, "--since"))
-    archive = open_archive(db)
+    refuse_archive_as_output(output, db)
+    filters = SnapshotFilter(outlet, parse_instant(since, "--since"))
+    archive = open_archive(db, read_only=True)
     require_outlet(archive, outlet)
-    partial = output.with_name(output.name + ".part")
     try:
-        with archive.sessions() as session:
+        with archive.sessions() as session, written_atomically(output) as partial:
             total = session.scalar(
                 filters.apply(
                     select(func.count(Snapshot.id)).join(Source, Source.id == Snapshot.source_id)
@@ -67,12 +70,10 @@ def warc_export(
                 count = write_warc(
                     session, filters, stream, lambda: bar.advance(task), filename=output.name
                 )
-        partial.replace(output)
     except OSError as exc:
-        raise fail(f"cannot write {output}: {exc}") from None
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     finally:
         archive.dispose()
-        partial.unlink(missing_ok=True)
     err.print(f"wrote {count} pages to {output}", highlight=False)
 
 
@@ -83,7 +84,7 @@ def warc_import(
     sources: SourcesOption = None,
 ) -> None:
     """Re-archive the article pages of a WARC with the outlets' current parsing and cleaning."""
-    from crawler.read.warc import WarcError, read_warc
+    from crawler.read.warc import WarcError, WarcReader
     from crawler.replay import Replayer, import_pages
 
     config = sources_file(sources)
@@ -97,11 +98,19 @@ def warc_import(
     try:
         with file.open("rb") as stream, progress_bar("importing", err.is_terminal) as bar:
             task = bar.add_task("import", total=None)
-            counts = import_pages(archive, replayer, read_warc(stream), lambda: bar.advance(task))
+            reader = WarcReader(stream)
+            counts = import_pages(archive, replayer, reader, lambda: bar.advance(task))
     except WarcError as exc:
         raise fail(f"{file}: {exc}") from None
     except OSError as exc:
-        raise fail(f"cannot read {file}: {exc}") from None
+        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
     finally:
         archive.dispose()
-    out.print(counts_table(f"imported {file.name}", {**counts, **replayer.stats()}))
+    if counts:
+        out.print(counts_table(f"imported {file.name}", {**counts, **replayer.stats()}))
+    read = f"{reader.records} whole WARC record{'s' if reader.records != 1 else ''} read"
+    if reader.ended_early is not None:
+        raise fail(f"{file}: the file ended early, {reader.ended_early}; {read} before it", 1)
+    if reader.records == 0:
+        empty = file.stat().st_size == 0
+        raise fail(f"{file}: {'the file is empty' if empty else 'no WARC record in it'}", 1)

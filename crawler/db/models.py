@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -89,6 +92,8 @@ class CrawlRun(Base):
     errors: Mapped[int] = mapped_column(default=0)
     error_log: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any] | None]
+    # how far the run's discovery walks got: "complete" or "stopped at page N" (see SourceWalk)
+    walk: Mapped[str | None] = mapped_column(String(200))
 
     source: Mapped[Source] = relationship()
 
@@ -144,6 +149,8 @@ class Article(Base):
         Index("ix_articles_source_content_hash", "source_id", "content_hash"),
         # per-outlet counts and newest/oldest dates (`crawler stats`) read this index only
         Index("ix_articles_source_published", "source_id", "published_at"),
+        # `crawler show URL` and the --refresh path find an article by the address it came from
+        Index("ix_articles_source_url", "source_id", "url"),
     )
     # The full-text index is not modelled: SQLite keeps it in the FTS5 table `articles_fts`,
     # PostgreSQL in the trigger-maintained column `search_vector` (migration 0003).
@@ -155,6 +162,10 @@ class Article(Base):
     title: Mapped[str] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+    # the publication's own calendar day (in the outlet's time zone) and whether the outlet
+    # gave a time of day ("time") or only the day ("day"): --since/--until read the day
+    published_date: Mapped[date | None] = mapped_column(index=True)
+    published_precision: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(20))
     summary: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
@@ -188,6 +199,8 @@ class ArticleVersion(Base):
     title: Mapped[str] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
+    published_date: Mapped[date | None]
+    published_precision: Mapped[str | None] = mapped_column(String(8))
     summary: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     original_source: Mapped[str | None] = mapped_column(Text)
@@ -196,9 +209,58 @@ class ArticleVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
     first_seen_at: Mapped[datetime]
-    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # `crawler changes` reads the edits of a period by this index
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     article: Mapped[Article] = relationship(back_populates="versions")
+
+
+class ArticleUrl(Base):
+    """An article address of a source and where it stands.
+
+    `pending`: found by a walk (feed, listing, sitemap) and not archived yet; the next run
+    fetches it first. `archived`: an article was stored from it, in the same transaction as its
+    snapshot (`article_id` is that article, `snapshot_id` the newest snapshot fetched there).
+    `rejected`: fetched and deliberately not archived (no title or no body). A URL is *known*,
+    and not fetched again, only when archived or rejected.
+    """
+
+    __tablename__ = "article_urls"
+    __table_args__ = (Index("ix_article_urls_source_state", "source_id", "state"),)
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(String(10))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))
+    # runs that took it from the pending list without archiving it
+    attempts: Mapped[int] = mapped_column(default=0)
+    found_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceWalk(Base):
+    """How far the last walk of one discovery entry point (a paginated listing's first page, a
+    sitemap index) got.
+
+    `complete`: it reached the listing's end, or a page archived already where an earlier
+    complete walk began, so everything the entry point lists is archived or pending. Otherwise
+    the next run resumes at `next_url` (page `next_page`) once it has walked the newest pages;
+    `covered` says whether a page there that is archived already ends the walk (an earlier
+    complete walk covered what follows) or whether it goes on to the listing's end.
+    """
+
+    __tablename__ = "source_walks"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    entry_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    covered: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_url: Mapped[str | None] = mapped_column(Text)
+    next_page: Mapped[int | None]
+    pages: Mapped[int] = mapped_column(default=0)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SourceLease(Base):
@@ -237,4 +299,79 @@ class ArticleTopic(Base):
     )
     topic_id: Mapped[int] = mapped_column(
         ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Story(Base):
+    """Articles of several outlets (or one) about the same event within a few days."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(Text)
+    first_published_at: Mapped[datetime]
+    last_published_at: Mapped[datetime] = mapped_column(index=True)
+    article_count: Mapped[int]
+    outlet_count: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArticleSignature(Base):
+    """An article's similarity signature (MinHash of its body's word shingles), its term vector
+    for story clustering, and what they link it to: the text it copies, the story it is in."""
+
+    __tablename__ = "article_signatures"
+    # Most articles copy nothing and are in no story: partial indexes hold only the others, so
+    # that a lookup stays an index search even where the planner's statistics see mostly NULLs.
+    __table_args__ = (
+        Index(
+            "ix_article_signatures_reprint_of",
+            "reprint_of",
+            sqlite_where=text("reprint_of IS NOT NULL"),
+            postgresql_where=text("reprint_of IS NOT NULL"),
+        ),
+        Index(
+            "ix_article_signatures_story_id",
+            "story_id",
+            sqlite_where=text("story_id IS NOT NULL"),
+            postgresql_where=text("story_id IS NOT NULL"),
+        ),
+    )
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    # the article's publication time, else when it was first seen: its place in time
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    minhash: Mapped[bytes] = mapped_column(LargeBinary)
+    shingles: Mapped[int]
+    terms: Mapped[dict[str, Any]]
+    # the earliest article of the same or nearly the same text (None: this is the first)
+    reprint_of: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    similarity: Mapped[float | None] = mapped_column(Float)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+
+
+class SignatureBand(Base):
+    """The LSH index: one row per band of an article's MinHash; equal keys are candidates."""
+
+    __tablename__ = "signature_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class StoryTerm(Base):
+    """An article's most telling terms by time: articles near in time sharing them are
+    candidates for the same story."""
+
+    __tablename__ = "story_terms"
+
+    term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
     )

@@ -10,10 +10,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleVersion, CrawlRun, Payload, Snapshot, utcnow
+from crawler.db.models import (
+    Article,
+    ArticleUrl,
+    ArticleVersion,
+    CrawlRun,
+    Payload,
+    Snapshot,
+    SourceWalk,
+    utcnow,
+)
 from crawler.db.payloads import pack, unpack
 from crawler.items import ArticleItem, FetchedPage
 
@@ -181,6 +190,8 @@ _CONTENT_FIELDS = (
     "title",
     "author",
     "published_at",
+    "published_date",
+    "published_precision",
     "summary",
     "original_source",
     "original_url",
@@ -269,56 +280,219 @@ def supersede(session: Session, article: Article, item: ArticleItem, seen_at: da
     session.flush()
 
 
-def mark_seen(session: Session, source_id: int, url: str, seen_at: datetime | None = None) -> bool:
-    """Record that a known article (answered 304) is still there; False when it is unknown."""
-    result = session.execute(
-        update(Article)
-        .where(
-            Article.source_id == source_id, or_(Article.url == url, Article.canonical_url == url)
-        )
-        .values(last_seen_at=seen_at or utcnow())
+def mark_seen(
+    session: Session,
+    source_id: int,
+    url: str,
+    seen_at: datetime | None = None,
+    article_id: int | None = None,
+) -> bool:
+    """Record that a known article (answered 304) is still there; False when it is unknown.
+
+    By its id when the caller knows it (the --refresh path: one indexed row), else by the
+    address it came from (articles are indexed by (source_id, url)).
+    """
+    where = (
+        [Article.id == article_id]
+        if article_id is not None
+        else [Article.source_id == source_id, or_(Article.url == url, Article.canonical_url == url)]
     )
+    result = session.execute(update(Article).where(*where).values(last_seen_at=seen_at or utcnow()))
     return bool(getattr(result, "rowcount", 0))
 
 
-def known_urls(session: Session, source_id: int) -> set[str]:
-    """Every URL the outlet's archived pages are known by: the articles' URLs and canonical
-    URLs, and every URL an article page was snapshotted under (the same text found at a
-    second address is one article, but its address is known too)."""
-    rows = session.execute(
-        select(Article.url, Article.canonical_url).where(Article.source_id == source_id)
-    )
-    known = {url for row in rows for url in row}
-    snapshotted = session.execute(
-        select(Snapshot.requested_url, Snapshot.final_url)
-        .where(Snapshot.source_id == source_id)
-        .distinct()
-    )
-    known.update(url for row in snapshotted for url in row)
-    return known
+# -- article URLs: pending, archived, rejected ---------------------------------------------------
+
+PENDING = "pending"
+ARCHIVED = "archived"
+REJECTED = "rejected"
+_ARTICLE_URLS = cast(Table, ArticleUrl.__table__)
 
 
-def validators_by_url(session: Session, source_id: int) -> dict[str, dict[str, str]]:
-    """ETag / Last-Modified of the newest snapshot behind each archived article."""
-    statement: Select[Any] = (
-        select(Article.url, Snapshot.headers)
-        .join(Snapshot, Snapshot.id == Article.snapshot_id)
-        .where(Article.source_id == source_id)
+@dataclass(frozen=True)
+class KnownUrl:
+    """An address archived (or rejected) already, with what a conditional re-fetch needs."""
+
+    url: str
+    article_id: int | None
+    validators: dict[str, str]
+
+
+def _dialect_insert(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def known_among(
+    session: Session, source_id: int, urls: list[str], with_validators: bool = False
+) -> dict[str, KnownUrl]:
+    """Which of `urls` are known (archived or rejected): one indexed query for a whole listing,
+    feed or sitemap page, instead of every URL of the outlet held in memory."""
+    if not urls:
+        return {}
+    columns: list[Any] = [_ARTICLE_URLS.c.url, _ARTICLE_URLS.c.article_id]
+    statement = select(*columns).where(
+        _ARTICLE_URLS.c.source_id == source_id,
+        _ARTICLE_URLS.c.url.in_(sorted(set(urls))),
+        _ARTICLE_URLS.c.state != PENDING,
     )
-    found: dict[str, dict[str, str]] = {}
-    for url, headers in session.execute(statement):
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        validators = {}
-        for header, request_header in (
-            ("etag", "If-None-Match"),
-            ("last-modified", "If-Modified-Since"),
-        ):
-            values = lowered.get(header)
-            if values:
-                validators[request_header] = values[0] if isinstance(values, list) else values
-        if validators:
-            found[url] = validators
+    if with_validators:
+        statement = statement.add_columns(_SNAPSHOTS.c.headers).outerjoin(
+            _SNAPSHOTS, _SNAPSHOTS.c.id == _ARTICLE_URLS.c.snapshot_id
+        )
+    found: dict[str, KnownUrl] = {}
+    for row in session.execute(statement):
+        headers = row[2] if with_validators else None
+        found[row[0]] = KnownUrl(row[0], row[1], _validators(headers))
     return found
+
+
+def _validators(headers: dict[str, Any] | None) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from a snapshot's ETag / Last-Modified."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    validators = {}
+    for header, request_header in (
+        ("etag", "If-None-Match"),
+        ("last-modified", "If-Modified-Since"),
+    ):
+        values = lowered.get(header)
+        if values:
+            validators[request_header] = values[0] if isinstance(values, list) else values
+    return validators
+
+
+def add_pending(session: Session, source_id: int, urls: list[str]) -> None:
+    """Remember addresses a walk found and that are not archived yet (kept if already there)."""
+    if not urls:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "source_id": source_id,
+            "url": url,
+            "state": PENDING,
+            "attempts": 0,
+            "found_at": now,
+            "updated_at": now,
+        }
+        for url in sorted(set(urls))
+    ]
+    insert_into = _dialect_insert(session)
+    session.execute(insert_into(_ARTICLE_URLS).on_conflict_do_nothing(), rows)
+
+
+def record_urls(
+    session: Session,
+    source_id: int,
+    urls: set[str],
+    state: str,
+    article_id: int | None,
+    snapshot_id: int | None,
+) -> None:
+    """Make addresses known: `archived` as article `article_id` or `rejected`, with the snapshot
+    just fetched there (its validators serve the next --refresh). Runs in the page's transaction."""
+    now = utcnow()
+    rows = [
+        {
+            "source_id": source_id,
+            "url": url,
+            "state": state,
+            "article_id": article_id,
+            "snapshot_id": snapshot_id,
+            "attempts": 0,
+            "found_at": now,
+            "updated_at": now,
+        }
+        for url in sorted(u for u in urls if u)
+    ]
+    insert_into = _dialect_insert(session)
+    statement = insert_into(_ARTICLE_URLS)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_ARTICLE_URLS.c.source_id, _ARTICLE_URLS.c.url],
+        set_={
+            "state": statement.excluded.state,
+            "article_id": statement.excluded.article_id,
+            "snapshot_id": statement.excluded.snapshot_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(statement, rows)
+
+
+def pending_urls(session: Session, source_id: int, max_attempts: int) -> list[str]:
+    """The source's pending addresses not given up on yet, oldest first."""
+    return list(
+        session.scalars(
+            select(_ARTICLE_URLS.c.url)
+            .where(
+                _ARTICLE_URLS.c.source_id == source_id,
+                _ARTICLE_URLS.c.state == PENDING,
+                _ARTICLE_URLS.c.attempts < max_attempts,
+            )
+            .order_by(_ARTICLE_URLS.c.found_at)
+        )
+    )
+
+
+def count_attempts(session: Session, source_id: int, urls: list[str]) -> None:
+    """One more attempt at each of these pending addresses (they are being fetched)."""
+    for start in range(0, len(urls), 500):
+        session.execute(
+            update(_ARTICLE_URLS)
+            .where(
+                _ARTICLE_URLS.c.source_id == source_id,
+                _ARTICLE_URLS.c.state == PENDING,
+                _ARTICLE_URLS.c.url.in_(urls[start : start + 500]),
+            )
+            .values(attempts=_ARTICLE_URLS.c.attempts + 1)
+        )
+
+
+# -- discovery walks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WalkState:
+    """How far the last walk of an entry point got (see models.SourceWalk)."""
+
+    complete: bool
+    covered: bool
+    next_url: str | None
+    next_page: int | None
+
+
+def walk_states(session: Session, source_id: int) -> dict[str, WalkState]:
+    rows = session.scalars(select(SourceWalk).where(SourceWalk.source_id == source_id))
+    return {
+        row.entry_url: WalkState(row.complete, row.covered, row.next_url, row.next_page)
+        for row in rows
+    }
+
+
+def save_walk(
+    session: Session,
+    source_id: int,
+    entry_url: str,
+    state: WalkState,
+    pages: int,
+    run_id: int | None,
+) -> None:
+    row = session.get(SourceWalk, (source_id, entry_url))
+    if row is None:
+        row = SourceWalk(source_id=source_id, entry_url=entry_url)
+        session.add(row)
+    row.complete = state.complete
+    row.covered = state.covered
+    row.next_url = state.next_url
+    row.next_page = state.next_page
+    row.pages = pages
+    row.run_id = run_id
+    row.updated_at = utcnow()
 
 
 def newest_runs(session: Session) -> dict[int, CrawlRun]:

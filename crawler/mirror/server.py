@@ -258,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.delay > 0:
             mirror._wait(faults.delay)
         if faults.fail is not None:
-            response = _fault_response(faults.fail)
+            response = _fault_response(faults.fail, faults.fail_headers)
         else:
             try:
                 found = mirror._render(key)
@@ -309,14 +309,14 @@ def _header_dict(headers: Any) -> dict[str, str]:
     return result
 
 
-def _fault_response(status: int) -> _Response:
+def _fault_response(status: int, headers: dict[str, str] | None = None) -> _Response:
     """A short plain-text answer for a failed request."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
     body = f"{status} {phrase}\n".encode()
-    return _Response(status, "text/plain; charset=utf-8", {}, body)
+    return _Response(status, "text/plain; charset=utf-8", dict(headers or {}), body)
 
 
 @dataclass(frozen=True)
@@ -324,6 +324,7 @@ class _Faults:
     """The faults a test set on one route."""
 
     fail: int | None = None
+    fail_headers: dict[str, str] | None = None
     truncate: bool = False
     delay: float = 0.0
 
@@ -339,7 +340,7 @@ class MirrorServer:
         self._routes = _load_routes(self.site_dir)
         self._lock = threading.Lock()
         self._overrides: dict[str, _Override] = {}
-        self._fail: dict[str, int] = {}
+        self._fail: dict[str, tuple[int, dict[str, str], int | None]] = {}
         self._truncate: set[str] = set()
         self._delay: dict[str, float] = {}
         self._requests: list[RequestRecord] = []
@@ -506,10 +507,18 @@ class MirrorServer:
             assert route is not None
             self.override(path, edited, status=route.status)
 
-    def fail(self, path: str, status: int = 500) -> None:
-        """Answer requests for path with this status and a short body."""
+    def fail(
+        self,
+        path: str,
+        status: int = 500,
+        *,
+        times: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer requests for path with this status, these headers and a short body (only the
+        next `times` requests when given)."""
         with self._lock:
-            self._fail[path] = status
+            self._fail[path] = (status, dict(headers or {}), times)
 
     def truncate(self, path: str) -> None:
         """Send the full Content-Length for path but only half the body, then hang up."""
@@ -520,6 +529,12 @@ class MirrorServer:
         """Wait this long before answering requests for path."""
         with self._lock:
             self._delay[path] = seconds
+
+    def reload(self) -> None:
+        """Read routes.json again (a generated site that published new pages)."""
+        routes = _load_routes(self.site_dir)
+        with self._lock:
+            self._routes = routes
 
     def reset(self) -> None:
         """Drop every override and fault, back to the site as routes.json describes it."""
@@ -574,10 +589,20 @@ class MirrorServer:
             self._requests.append(record)
 
     def _faults_for(self, key: str) -> _Faults:
-        """The faults currently set on a route."""
+        """The faults currently set on a route (a failure set for some times used up once)."""
         with self._lock:
+            fail = self._fail.get(key)
+            if fail is not None:
+                status, headers, times = fail
+                if times is None:
+                    pass
+                elif times <= 1:
+                    del self._fail[key]
+                else:
+                    self._fail[key] = (status, headers, times - 1)
             return _Faults(
-                fail=self._fail.get(key),
+                fail=fail[0] if fail else None,
+                fail_headers=fail[1] if fail else None,
                 truncate=key in self._truncate,
                 delay=self._delay.get(key, 0.0),
             )

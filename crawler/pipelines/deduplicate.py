@@ -1,4 +1,4 @@
-"""Stage 4: the keys an article is archived under: its canonical URL and its content hash."""
+"""Stage 3: the keys an article is archived under: its canonical URL and its content hash."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class DeduplicatePipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, ArticleItem):
+        if not isinstance(item, ArticleItem) or item.rejected:
             return item
         _, honoured = dedup_keys(item)
         if item.declared_canonical and not honoured:

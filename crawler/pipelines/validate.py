@@ -1,11 +1,13 @@
-"""Stage 3: an article without a title or a body is not archived; it is counted and logged."""
+"""Stage 2: an article without a title or a body is not archived; it is counted and logged.
+
+It is not dropped here: the store stage keeps its snapshot and records its URL as rejected (a
+known URL, not fetched again), in one transaction."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from scrapy.crawler import Crawler
-from scrapy.exceptions import DropItem
 
 from crawler.items import ArticleItem
 from crawler.signals import page_error
@@ -33,5 +35,5 @@ class ValidatePipeline:
             assert self.crawler.stats is not None
             self.crawler.stats.inc_value("archive/articles_invalid")
             self.crawler.signals.send_catch_log(page_error, url=item.url, reason=reason)
-            raise DropItem(f"not archived: {item.url} has {reason}")
+            item.rejected = reason
         return item

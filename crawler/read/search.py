@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,10 +34,18 @@ from sqlalchemy.sql import ColumnElement
 
 from crawler.db.models import Article, Source
 from crawler.read.export import ArticleFilter
+from crawler.stories.queries import collapse_copies
 
 # Private-use characters mark the highlighted words in snippets: they never occur in news text.
 MARK_START, MARK_END = "\ue000", "\ue001"
 SNIPPET_WORDS = 24
+# Bounds of a query: a query of thousands of OR terms keeps the engine busy for minutes.
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_TERMS = 64
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR", "or"})
+_TERM = re.compile(r"\w+")
+# Ranked hits fetched per hit shown, so that copies folded into one still leave `limit`.
+COPY_HEADROOM = 4
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
 _PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
@@ -73,6 +81,11 @@ class SearchHit:
     published_at: datetime | None
     snippet: str
     score: float
+    published_date: date | None = None
+    published_precision: str | None = None
+    copies: int = 0  # other articles of the same text (crawler/stories)
+    reprint_of: int | None = None
+    story_id: int | None = None
 
     def as_dict(self, start: str = "<mark>", end: str = "</mark>") -> dict[str, Any]:
         """A JSON-ready record; highlighted words between `start` and `end`."""
@@ -82,8 +95,13 @@ class SearchHit:
             "outlet": self.outlet,
             "title": self.title,
             "published_at": self.published_at.isoformat() if self.published_at else None,
+            "published_date": self.published_date.isoformat() if self.published_date else None,
+            "published_precision": self.published_precision,
             "snippet": highlight(self.snippet, start, end),
             "score": round(self.score, 6),
+            "copies": self.copies,
+            "reprint_of": self.reprint_of,
+            "story_id": self.story_id,
         }
 
 
@@ -129,18 +147,92 @@ def websearch_query(query: str) -> str:
 
 
 def search(
-    session: Session, query: str, filters: ArticleFilter | None = None, limit: int = 20
+    session: Session,
+    query: str,
+    filters: ArticleFilter | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    all_copies: bool = False,
 ) -> list[SearchHit]:
-    """The best `limit` articles for `query`, best first; SearchError for a malformed query."""
-    if not query.strip():
-        raise SearchError("the search query is empty")
+    """The best `limit` articles for `query` after the first `offset`, best first; SearchError
+    for a malformed query.
+
+    Copies of one text are one hit (the best-ranked), with the number of its copies, unless
+    `all_copies`.
+    """
+    check_bounds(query)
+    filters = filters or ArticleFilter()
+    dialect = session.get_bind().dialect.name
+    if all_copies:
+        fetch, skip = limit, offset
+    else:
+        # folding copies needs more ranked hits than are shown: pages are cut after folding
+        fetch, skip = (offset + limit) * COPY_HEADROOM, 0
+    if dialect == "sqlite":
+        hits = _search_sqlite(session, query, filters, fetch, skip)
+    elif dialect == "postgresql":
+        hits = _search_postgresql(session, query, filters, fetch, skip)
+    else:
+        raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+    kept = collapse_copies(session, [h.id for h in hits], expand=all_copies)
+    folded = [
+        replace(h, copies=info.copies, reprint_of=info.reprint_of, story_id=info.story_id)
+        for h in hits
+        if (info := kept.get(h.id)) is not None
+    ]
+    return folded[:limit] if all_copies else folded[offset : offset + limit]
+
+
+def count_matches(session: Session, query: str, filters: ArticleFilter | None = None) -> int:
+    """How many articles `query` matches; SearchError for a malformed query."""
+    check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        return _search_sqlite(session, query, filters, limit)
+        rowid = _FTS.c.rowid
+        match = literal_column("articles_fts").op("MATCH")(bindparam("query", fts5_query(query)))
+        counted = select(func.count()).select_from(_FTS).where(match)
+        if filters != ArticleFilter():
+            counted = filters.apply(
+                counted.join(Article, Article.id == rowid).join(
+                    Source, Source.id == Article.source_id
+                )
+            )
+        try:
+            return int(session.scalar(counted) or 0)
+        except OperationalError as exc:
+            error = _fts5_error(query, exc)
+            if error is None:
+                raise
+            raise error from None
     if dialect == "postgresql":
-        return _search_postgresql(session, query, filters, limit)
+        from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+
+        tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
+        vector = literal_column("articles.search_vector", TSVECTOR)
+        counted = filters.apply(
+            select(func.count(Article.id))
+            .join(Source, Source.id == Article.source_id)
+            .where(vector.op("@@")(tsquery))
+        )
+        return int(session.scalar(counted) or 0)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def check_bounds(query: str) -> None:
+    """SearchError unless the query has some text and stays within the bounds."""
+    if not query.strip():
+        raise SearchError("the search query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"the search query is {len(query):,} characters long; "
+            f"at most {MAX_QUERY_CHARS:,} are searched"
+        )
+    terms = sum(1 for word in _TERM.findall(query) if word not in _OPERATORS)
+    if terms > MAX_QUERY_TERMS:
+        raise SearchError(
+            f"the search query has {terms:,} words; at most {MAX_QUERY_TERMS} are searched"
+        )
 
 
 def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:
@@ -154,7 +246,7 @@ def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:
 
 
 def _search_sqlite(
-    session: Session, query: str, filters: ArticleFilter, limit: int
+    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
     fts: ColumnElement[Any] = literal_column("articles_fts")
     rowid = _FTS.c.rowid
@@ -168,7 +260,7 @@ def _search_sqlite(
             ranked.join(Article, Article.id == rowid).join(Source, Source.id == Article.source_id)
         )
     # Rank first; snippets (costly) only for the hits shown.
-    ranked = ranked.order_by(rank, rowid).limit(limit)
+    ranked = ranked.order_by(rank, rowid).limit(limit).offset(offset)
     try:
         best = [(row[0], row[1]) for row in session.execute(ranked)]
         if not best:
@@ -198,7 +290,15 @@ def _hits(
     rows = {
         row.id: row
         for row in session.execute(
-            select(Article.id, Article.url, Source.name, Article.title, Article.published_at)
+            select(
+                Article.id,
+                Article.url,
+                Source.name,
+                Article.title,
+                Article.published_at,
+                Article.published_date,
+                Article.published_precision,
+            )
             .join(Source, Source.id == Article.source_id)
             .where(Article.id.in_(ids))
         )
@@ -210,6 +310,8 @@ def _hits(
             outlet=rows[article_id].name,
             title=rows[article_id].title,
             published_at=rows[article_id].published_at,
+            published_date=rows[article_id].published_date,
+            published_precision=rows[article_id].published_precision,
             snippet=snippet_by_id.get(article_id, ""),
             score=-score if lower_is_better else score,
         )
@@ -242,7 +344,7 @@ def postgresql_tsquery(session: Session, query: str) -> str:
 
 
 def _search_postgresql(
-    session: Session, query: str, filters: ArticleFilter, limit: int
+    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
     from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
 
@@ -258,6 +360,7 @@ def _search_postgresql(
         )
         .order_by(score.desc(), Article.id)
         .limit(limit)
+        .offset(offset)
     )
     best = [(row[0], float(row[1])) for row in session.execute(ranked)]
     if not best:

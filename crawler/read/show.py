@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleVersion, Snapshot, Source
+from crawler.read.terminal import printable, published_label
 from crawler.urls import canonicalize
 
 # Fields compared between versions, with the label the diff shows them under.
@@ -29,27 +31,47 @@ VERSION_FIELDS = (
 )
 
 
+# The largest id a database column of 64 bits holds: a longer number names no article.
+MAX_ID = 2**63 - 1
+
+
+def is_article_id(ref: str) -> bool:
+    """Whether `ref` is written as an id: ASCII digits only (`²` is a digit to Python)."""
+    return ref.strip().isascii() and ref.strip().isdigit()
+
+
 def find_article(session: Session, ref: str) -> Article | None:
     """The article an id or a URL (as fetched or canonical) names, else None."""
     ref = ref.strip()
-    if ref.isdigit():
-        return session.get(Article, int(ref))
+    if is_article_id(ref):
+        number = int(ref)
+        return session.get(Article, number) if number <= MAX_ID else None
     if not ref.lower().startswith(("http://", "https://")):
         return None
     # (source_id, canonical_url) is indexed: try every outlet's canonical key first
     source_ids = list(session.scalars(select(Source.id)))
-    found = session.scalar(
-        select(Article)
-        .where(Article.source_id.in_(source_ids), Article.canonical_url == canonicalize(ref))
-        .order_by(Article.id)
-        .limit(1)
-    )
-    if found is None:  # a URL the article was fetched under but is not its canonical one
-        found = session.scalar(select(Article).where(Article.url == ref).order_by(Article.id))
-    return found
+    for url in (ref, _other_slash(ref)):  # the URL as given first, then with(out) its slash
+        found = session.scalar(
+            select(Article)
+            .where(Article.source_id.in_(source_ids), Article.canonical_url == canonicalize(url))
+            .order_by(Article.id)
+            .limit(1)
+        )
+        if found is None:  # a URL the article was fetched under but is not its canonical one
+            found = session.scalar(select(Article).where(Article.url == url).order_by(Article.id))
+        if found is not None:
+            return found
+    return None
 
 
-def _iso(value: datetime | None) -> str | None:
+def _other_slash(url: str) -> str:
+    """The URL with a trailing slash on its path added, or removed when it has one."""
+    parts = urlsplit(url)
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path + "/"
+    return urlunsplit(parts._replace(path=path))
+
+
+def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -86,6 +108,8 @@ def _version(row: Article | ArticleVersion, sha256: dict[int, str]) -> dict[str,
         "title": row.title,
         "author": row.author,
         "published_at": _iso(row.published_at),
+        "published_date": _iso(row.published_date),
+        "published_precision": row.published_precision,
         "summary": row.summary,
         "body": row.body,
         "original_source": row.original_source,
@@ -131,6 +155,8 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
     current["first_seen_at"] = _iso(article.updated_at)
     current["superseded_at"] = None
     versions.append(current)
+    from crawler.stories.queries import article_context
+
     for previous, entry in itertools.pairwise(versions):
         entry["diff"] = unified_diff(previous, entry)
     versions[0]["diff"] = None
@@ -142,6 +168,8 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
         "title": article.title,
         "author": article.author,
         "published_at": _iso(article.published_at),
+        "published_date": _iso(article.published_date),
+        "published_precision": article.published_precision,
         "language": article.language,
         "summary": article.summary,
         "body": article.body,
@@ -168,6 +196,7 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
             }
             for s in snapshots
         ],
+        **article_context(session, article.id),
     }
 
 
@@ -191,11 +220,10 @@ def _diff_text(diff: str) -> Text:
     return text
 
 
-def render(history: dict[str, Any]) -> RenderableType:
-    """The article as the terminal shows it."""
-    meta = Table.grid(padding=(0, 2))
-    meta.add_column(style="bold")
-    meta.add_column()
+def _meta_lines(history: dict[str, Any]) -> Text:
+    """The article's metadata, a field a line; printed without wrapping, so that a long URL
+    stays whole (the terminal wraps it, and a copy of it is the URL)."""
+    text = Text()
     for label, key in (
         ("id", "id"),
         ("outlet", "outlet"),
@@ -214,15 +242,40 @@ def render(history: dict[str, Any]) -> RenderableType:
         ("content hash", "content_hash"),
     ):
         value = history[key]
-        if key.endswith("_at"):
+        if key == "published_at":
+            at = datetime.fromisoformat(value) if value else None
+            day = (
+                date.fromisoformat(history["published_date"]) if history["published_date"] else None
+            )
+            value = published_label(at, day, history["published_precision"])
+        elif key.endswith("_at"):
             value = _when(value)
         elif isinstance(value, bool):
             value = "yes" if value else "no"
-        meta.add_row(label, Text(str(value) if value is not None else "-"))
-    parts: list[RenderableType] = [Text(history["title"], style="bold underline"), meta]
+        text.append(f"{label:<19}", style="bold")
+        text.append(printable(str(value), lines=False) if value is not None else "-")
+        text.append("\n")
+    return text
+
+
+def _snapshot_lines(history: dict[str, Any]) -> Text:
+    text = Text(f"snapshots ({len(history['snapshots'])})\n", style="italic")
+    for s in history["snapshots"]:
+        text.append(f"  {_when(s['fetched_at'])}  {s['status']}  {s['size']:>9,} B  ")
+        text.append(s["sha256"], style="dim")
+        text.append(f"  {printable(s['url'], lines=False)}\n")
+    return text
+
+
+def print_history(console: Console, history: dict[str, Any]) -> None:
+    """The article as the terminal shows it: metadata, text, versions, changes, snapshots."""
+    console.print(Text(printable(history["title"], lines=False), style="bold underline"))
+    console.print(_meta_lines(history), soft_wrap=True, highlight=False)
     if history["summary"]:
-        parts += [Text(""), Text(history["summary"], style="italic")]
-    parts += [Text(""), Text(history["body"]), Text("")]
+        console.print(Text(printable(history["summary"]), style="italic"), highlight=False)
+        console.print()
+    console.print(Text(printable(history["body"])), highlight=False)
+    console.print()
 
     versions = Table(title=f"versions ({len(history['versions'])})", title_justify="left")
     for column in ("version", "from", "until", "content hash", "title"):
@@ -233,28 +286,42 @@ def render(history: dict[str, Any]) -> RenderableType:
             _when(v["first_seen_at"]),
             _when(v["superseded_at"]) if v["superseded_at"] else "current",
             v["content_hash"][:16],
-            Text(v["title"]),
+            Text(printable(v["title"], lines=False)),
         )
-    parts.append(versions)
+    console.print(versions, highlight=False)
     for v in history["versions"][1:]:
-        parts += [Text(f"changes in version {v['version']}", style="bold"), _diff_text(v["diff"])]
-
-    snapshots = Table(title=f"snapshots ({len(history['snapshots'])})", title_justify="left")
-    for column, justify in (
-        ("fetched", "left"),
-        ("status", "right"),
-        ("size", "right"),
-        ("sha256", "left"),
-        ("url", "left"),
-    ):
-        snapshots.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for s in history["snapshots"]:
-        snapshots.add_row(
-            _when(s["fetched_at"]), str(s["status"]), f"{s['size']:,}", s["sha256"], s["url"]
-        )
-    parts.append(snapshots)
-    return Group(*parts)
+        console.print(Text(f"changes in version {v['version']}", style="bold"))
+        console.print(_diff_text(printable(v["diff"])), highlight=False, soft_wrap=True)
+    console.print(_snapshot_lines(history), soft_wrap=True, highlight=False, end="")
+    for table in _linked_tables(history):
+        console.print(table, highlight=False)
 
 
-def print_history(console: Console, history: dict[str, Any]) -> None:
-    console.print(render(history), highlight=False)
+def _linked_tables(history: dict[str, Any]) -> list[Table]:
+    """The article's copies ("also published by") and its story's articles."""
+    tables: list[Table] = []
+    if history.get("copies"):
+        copies = Table(title="also published by", title_justify="left")
+        for column in ("id", "outlet", "published", "similarity", "url"):
+            copies.add_column(column, overflow="fold")
+        for c in history["copies"]:
+            similarity = "original" if c["reprint_of"] is None else f"{c['similarity']:.2f}"
+            copies.add_row(
+                str(c["id"]), c["outlet"], _when(c["published_at"]), similarity, c["url"]
+            )
+        tables.append(copies)
+    story = history.get("story")
+    if story:
+        table = Table(title=f"story #{story['id']}: {story['label']}", title_justify="left")
+        for column in ("id", "outlet", "published", "title"):
+            table.add_column(column, overflow="fold")
+        for a in story["articles"]:
+            marker = " (this article)" if a["id"] == history["id"] else ""
+            table.add_row(
+                str(a["id"]),
+                a["outlet"],
+                _when(a["published_at"]),
+                Text(printable(a["title"], lines=False) + marker),
+            )
+        tables.append(table)
+    return tables

@@ -9,7 +9,7 @@ Import reads any WARC's response records back as fetched pages (see `crawler.rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -25,11 +25,14 @@ from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
 from warcio.warcwriter import WARCWriter
 
 from crawler import __version__
+from crawler.config import DEFAULT_MAX_PAGE_SIZE
 from crawler.db.models import Payload, Snapshot, Source
 from crawler.db.payloads import Unpacker
 from crawler.items import FetchedPage
+from crawler.read.export import outlet_names
 
 BATCH = 200
+BLOCK_READ = 1 << 16
 # Renamed, not dropped, so a reader still sees how the page was sent.
 RENAMED_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
 ORIGINAL_PREFIX = "X-Archive-Orig-"
@@ -41,13 +44,13 @@ class WarcError(ValueError):
 
 @dataclass(frozen=True)
 class SnapshotFilter:
-    outlet: str | None = None
+    outlet: str | Sequence[str] | None = None  # one outlet or several (any of them)
     since: datetime | None = None
 
     def apply(self, statement: Any) -> Any:
         """The statement narrowed to matching snapshots (Source must be joined)."""
         if self.outlet:
-            statement = statement.where(Source.name == self.outlet)
+            statement = statement.where(Source.name.in_(outlet_names(self.outlet)))
         if self.since:
             statement = statement.where(Snapshot.fetched_at >= self.since)
         return statement
@@ -97,7 +100,7 @@ def write_warc(
             "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
             "warc-format/warc-1.1/",
             "description": "raw pages of the news archive"
-            + (f", outlet {filters.outlet}" if filters.outlet else ""),
+            + (f", outlet {', '.join(outlet_names(filters.outlet))}" if filters.outlet else ""),
         },
     )
     writer.write_record(info)
@@ -149,40 +152,79 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def read_warc(stream: IO[bytes]) -> Iterator[FetchedPage | str]:
+class WarcReader:
+    """Every record of a WARC: a response as the page it carries, else why it is no page.
+
+    After iterating, `records` is how many whole records were read and `ended_early` says
+    where the file stopped in the middle of a record (a truncated download or copy)."""
+
+    def __init__(self, stream: IO[bytes], max_page_size: int = DEFAULT_MAX_PAGE_SIZE) -> None:
+        self.stream = stream
+        self.max_page_size = max_page_size
+        self.records = 0
+        self.ended_early: str | None = None
+
+    def __iter__(self) -> Iterator[FetchedPage | str]:
+        try:
+            for record in ArchiveIterator(self.stream):
+                if record.format != "warc":
+                    raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
+                outcome = self._page(record)
+                if not self._complete(record):
+                    self.ended_early = f"in record {self.records + 1}" + (
+                        f" ({record.rec_headers.get_header('WARC-Target-URI')})"
+                        if record.rec_headers.get_header("WARC-Target-URI")
+                        else ""
+                    )
+                    return
+                self.records += 1
+                yield outcome
+        except ArchiveLoadFailed as exc:
+            reason = str(exc)  # may quote a whole line of binary junk
+            reason = reason if len(reason) <= 100 else reason[:100] + "..."
+            raise WarcError(f"not a readable WARC: {reason}") from None
+
+    @staticmethod
+    def _complete(record: Any) -> bool:
+        """Whether the record's whole block was in the file (read to its end first)."""
+        limit = getattr(record.raw_stream, "limit", None)
+        if limit is None:
+            return False  # its headers were cut before they gave the block's length
+        while record.raw_stream.read(BLOCK_READ):
+            pass
+        return bool(record.raw_stream.limit == 0)
+
+    def _page(self, record: Any) -> FetchedPage | str:
+        if record.rec_type != "response":
+            return "not a response record"
+        if record.http_headers is None or not record.http_headers.get_statuscode():
+            return "response without HTTP headers"
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        date = record.rec_headers.get_header("WARC-Date")
+        if not url or not url.startswith(("http://", "https://")):
+            return "response for a non-HTTP URL"
+        try:
+            status = int(record.http_headers.get_statuscode())
+            fetched = iso_date_to_datetime(date, tz_aware=True) if date else None
+        except ValueError:
+            return "response with a malformed status line or date"
+        # content_stream() undoes any chunked transfer and content encoding, as it streams: a
+        # page is read up to the crawl's bound once decoded, never held whole when larger
+        body = record.content_stream().read(self.max_page_size + 1)
+        if len(body) > self.max_page_size:
+            return f"larger than the maximum page size ({self.max_page_size} bytes)"
+        return FetchedPage(
+            requested_url=url,
+            final_url=url,
+            status=status,
+            headers=_headers(record.http_headers.headers),
+            body=body,
+            fetched_at=fetched or datetime.now(UTC),
+        )
+
+
+def read_warc(
+    stream: IO[bytes], max_page_size: int = DEFAULT_MAX_PAGE_SIZE
+) -> Iterator[FetchedPage | str]:
     """Every record of a WARC: a response as the page it carries, else why it is no page."""
-    try:
-        for record in ArchiveIterator(stream):
-            if record.format != "warc":
-                raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
-            if record.rec_type != "response":
-                yield "not a response record"
-                continue
-            if record.http_headers is None or not record.http_headers.get_statuscode():
-                yield "response without HTTP headers"
-                continue
-            url = record.rec_headers.get_header("WARC-Target-URI")
-            date = record.rec_headers.get_header("WARC-Date")
-            if not url or not url.startswith(("http://", "https://")):
-                yield "response for a non-HTTP URL"
-                continue
-            try:
-                status = int(record.http_headers.get_statuscode())
-                fetched = iso_date_to_datetime(date, tz_aware=True) if date else None
-            except ValueError:
-                yield "response with a malformed status line or date"
-                continue
-            # content_stream() undoes any chunked transfer and content encoding
-            body = record.content_stream().read()
-            yield FetchedPage(
-                requested_url=url,
-                final_url=url,
-                status=status,
-                headers=_headers(record.http_headers.headers),
-                body=body,
-                fetched_at=fetched or datetime.now(UTC),
-            )
-    except ArchiveLoadFailed as exc:
-        reason = str(exc)  # may quote a whole line of binary junk
-        reason = reason if len(reason) <= 100 else reason[:100] + "..."
-        raise WarcError(f"not a readable WARC: {reason}") from None
+    return iter(WarcReader(stream, max_page_size))

@@ -52,6 +52,8 @@ def recent_runs(
                 "articles_invalid": run.articles_invalid,
                 "errors": run.errors,
                 "error_log": run.error_log,
+                "walk": run.walk,
+                "stats": run.stats,  # Scrapy's counters: fallback/*, charset/*, downloader/*
             }
         )
     return records
@@ -197,6 +199,15 @@ def health_problems(
         if len(recent) >= failures and all(run.status in FAILED for run in recent):
             statuses = ", ".join(run.status for run in recent)
             problems.append(Problem(source.name, f"the last {failures} run(s) failed ({statuses})"))
+        elif source.name not in newest and recent and all(run.status in FAILED for run in recent):
+            # fewer failures than the threshold, but nothing ever worked: a new source that
+            # cannot be reached is not healthy
+            problems.append(
+                Problem(
+                    source.name,
+                    f"every run so far failed ({len(recent)}) and nothing was ever archived",
+                )
+            )
         since = newest.get(source.name) or first.get(source.name)
         if since is not None and now - since > source.stale_after:
             what = "no new article" if source.name in newest else "no article at all"

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from crawler.db.errors import one_line
 from crawler.db.models import CrawlRun, SourceLease, utcnow
 from crawler.db.session import Archive
 
@@ -223,13 +224,23 @@ class CrawlLeases:
 
     def release(self) -> None:
         """Give every lease back; a run still open under one (the crawl was cut short before it
-        could close it) is closed as interrupted."""
-        with self.archive.transaction() as session:
-            for source in self.held:
-                held = current(session, source)
-                if held is not None and held.holder == self.holder and held.run_id is not None:
-                    _interrupt(session, [held.run_id], CUT_SHORT)
-                release(session, source, self.holder)
+        could close it) is closed as interrupted. When the archive refuses even that (a full
+        disk, a vanished database), one line says so: the leases expire (or are freed by the
+        next crawl on this host, which sees their holder gone) and their runs are closed then."""
+        try:
+            with self.archive.transaction() as session:
+                for source in self.held:
+                    held = current(session, source)
+                    if held is not None and held.holder == self.holder and held.run_id:
+                        _interrupt(session, [held.run_id], CUT_SHORT)
+                    release(session, source, self.holder)
+        except Exception as exc:
+            logger.error(
+                "the leases of %s could not be given back (%s); they expire within %s",
+                ", ".join(self.held),
+                one_line(exc),
+                self.ttl,
+            )
         self.held = []
 
 

@@ -33,10 +33,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
 
-from crawler.config import ConfigError, SourceConfig, load_sources
+from crawler.config import ConfigError, SourceConfig, load_sources, run_log_file
 from crawler.context import ensure_source
-from crawler.db.models import CrawlRun, utcnow
+from crawler.db.models import CrawlRun, Source, utcnow
+from crawler.db.queries import newest_runs
 from crawler.db.session import Archive
 from crawler.scheduler import lease
 from crawler.scheduler.child import CrawlChild
@@ -168,6 +170,7 @@ class SchedulerService:
         set_runner(self)
         self.scheduler.start(paused=True)
         self.reconcile(config.enabled())
+        self._retry_dead_runs(swept)
         self.scheduler.resume()
         logger.info(
             "scheduler started (holder %s): %d source(s) from %s",
@@ -175,6 +178,30 @@ class SchedulerService:
             len(self.sources),
             self.options.sources_file,
         )
+
+    def _retry_dead_runs(self, swept: list[str]) -> None:
+        """Retry at once each source whose last run died with its process (found open after a
+        crash, or closed as orphaned by someone else), unless its regular run is due now anyway
+        (then that run is the retry): not a whole interval later."""
+        assert self.scheduler is not None and self.archive is not None
+        with self.archive.transaction() as session:
+            names = {row.id: row.name for row in session.execute(select(Source.id, Source.name))}
+            died = {
+                names[source_id]
+                for source_id, run in newest_runs(session).items()
+                if run.status == "interrupted" and lease.ORPHANED in (run.error_log or "")
+            }
+        now = datetime.now(UTC)
+        for name in sorted(died | set(swept)):
+            job = self.scheduler.get_job(source_job_id(name))
+            if name not in self.sources or job is None:
+                continue
+            if job.next_run_time is not None and job.next_run_time <= now:
+                continue
+            if self.scheduler.get_job(retry_job_id(name)) is not None:
+                continue  # a retry is already scheduled (it survived the crash in the job store)
+            logger.info("%s: its last run died with its process; retrying it now", name)
+            self._schedule_retry(name, attempt=1, when=now)
 
     def reload(self) -> None:
         """Re-read the sources file and apply it (SIGHUP); a broken file changes nothing."""
@@ -374,7 +401,8 @@ class SchedulerService:
             )
             return
         retry = f", attempt {attempt}" if attempt > 1 else ""
-        logger.info("%s: run %d started (%s%s)", source.name, run_id, trigger, retry)
+        logged = "" if "-v" in self.options.crawl_args else f"; log: {run_log_file(run_id)}"
+        logger.info("%s: run %d started (%s%s%s)", source.name, run_id, trigger, retry, logged)
         exit_code: int | None = None
         error: str | None = None
         try:
@@ -386,7 +414,11 @@ class SchedulerService:
             run = self._finalize(source, active, run_id, exit_code, error)
         if run is not None:
             logger.info("%s: run %d %s", source.name, run.id, _summary(run))
-            self._after_run(source, run.status, attempt)
+            for line in (run.error_log or "").splitlines()[:5]:  # the rest: `crawler runs`
+                logger.warning("%s: run %d: %s", source.name, run.id, line)
+            # a crawl process that died of a signal nobody here sent (OOM killer, kill -9)
+            died = exit_code is not None and exit_code < 0 and active.stop_reason is None
+            self._after_run(source, run.status, attempt, died=died)
 
     def _supervise(self, source: SourceConfig, active: ActiveRun, run_id: int) -> int | None:
         """Run the crawl process to its end: heartbeat, time limit, stop requests."""
@@ -484,8 +516,11 @@ class SchedulerService:
             )
             return None
 
-    def _after_run(self, source: SourceConfig, status: str, attempt: int) -> None:
-        """Schedule a retry after a failure (exponential back-off), drop it after a success."""
+    def _after_run(
+        self, source: SourceConfig, status: str, attempt: int, *, died: bool = False
+    ) -> None:
+        """Schedule a retry after a failure (exponential back-off; at once the first time when
+        the crawl process died), drop it after a success."""
         scheduler = self.scheduler
         assert scheduler is not None
         job_id = retry_job_id(source.name)
@@ -503,19 +538,22 @@ class SchedulerService:
             )
             return
         delay = self.options.retry_delay * (2 ** (attempt - 1))
-        when = datetime.now(UTC) + delay
-        scheduler.add_job(
+        if died and attempt == 1:
+            delay = timedelta(0)
+        self._schedule_retry(source.name, attempt, datetime.now(UTC) + delay)
+
+    def _schedule_retry(self, name: str, attempt: int, when: datetime) -> None:
+        assert self.scheduler is not None
+        self.scheduler.add_job(
             JOB_FUNCTION,
             DateTrigger(run_date=when, timezone=UTC),
-            id=job_id,
-            name=f"{source.name}: retry {attempt} of {self.options.retries}",
-            args=[source.name],
+            id=retry_job_id(name),
+            name=f"{name}: retry {attempt} of {self.options.retries}",
+            args=[name],
             kwargs={"trigger": "retry", "attempt": attempt + 1},
             replace_existing=True,
         )
-        logger.info(
-            "%s: retry %d of %d %s", source.name, attempt, self.options.retries, _when_time(when)
-        )
+        logger.info("%s: retry %d of %d %s", name, attempt, self.options.retries, _when_time(when))
 
 
 def _when(job: Job | None) -> str:

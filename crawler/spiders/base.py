@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import CloseSpider, IgnoreRequest
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response, TextResponse
 from scrapy.settings import BaseSettings
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -21,13 +21,14 @@ from scrapy.utils.sitemap import Sitemap
 from twisted.python.failure import Failure
 
 from crawler.config import ConfigError, SourceConfig, load_sources, parse_duration
-from crawler.context import crawl_context, source_config
-from crawler.db.queries import known_urls, validators_by_url
+from crawler.context import source_config
+from crawler.db.queries import KnownUrl
 from crawler.extract import PageMetadata, generic_paragraphs
 from crawler.items import ArticleItem, FetchedPage, NotModifiedItem
+from crawler.middlewares import PageRefused
 from crawler.signals import page_error
 from crawler.text import normalize_text
-from crawler.urls import canonicalize
+from crawler.walk import ArchiveUnavailable, Walks, WalkStep
 
 T = TypeVar("T")
 
@@ -124,9 +125,10 @@ class NewsSpider(Spider):
         self.refresh = parse_bool("refresh", refresh)
         self._max_pages_arg = self._positive_int("max_pages", max_pages)
         self._base_url_arg = base_url
-        self._known: set[str] = set()
-        self._validators: dict[str, dict[str, str]] = {}
         self._requested: set[str] = set()
+        # addresses earlier runs found and did not archive, fetched once the walks are done
+        self._pending: list[str] = []
+        self.walks: Walks
 
     @staticmethod
     def _positive_int(name: str, value: Any) -> int | None:
@@ -174,6 +176,8 @@ class NewsSpider(Spider):
                 )
             overrides["base_url"] = spider._base_url_arg.rstrip("/")
         spider.source = replace(source, **overrides) if overrides else source
+        spider.walks = Walks(spider)
+        crawler.signals.connect(spider.fetch_pending, signal=signals.spider_idle)
         return spider
 
     # -- discovery -------------------------------------------------------------------------
@@ -184,13 +188,28 @@ class NewsSpider(Spider):
             # fail this source's run at once; other sources of the same crawl go on
             self.report_error(self.source.base_url, problem)
             raise CloseSpider("browser_missing")
-        context = crawl_context(self.crawler)
-        with context.archive.transaction() as session:
-            self._known = known_urls(session, context.source_id)
-            if self.refresh:
-                self._validators = validators_by_url(session, context.source_id)
+        try:
+            self._pending = self.walks.open()
+        except ArchiveUnavailable:
+            return
         for request in self.discovery_requests():
             yield request
+
+    def fetch_pending(self) -> None:
+        """Once the walks are done: fetch what earlier runs found and did not archive and this
+        run's walks did not find again (spider_idle)."""
+        pending = [url for url in self._pending if url not in self._requested]
+        self._pending = []
+        if not pending or self.crawler.engine is None:
+            return
+        try:
+            self.walks.attempted(pending)
+        except ArchiveUnavailable:
+            return
+        self._inc("discovery/pending_fetched", len(pending))
+        for request in self._requests_for([ListingEntry(url=url) for url in pending], {}):
+            self.crawler.engine.crawl(request)
+        raise DontCloseSpider
 
     def browser_problem(self) -> str | None:
         """Why the browser this source's listing needs cannot be started here, or None."""
@@ -214,14 +233,16 @@ class NewsSpider(Spider):
         for path in self.listing_paths:
             yield self.listing_request(self.source.url(path), page=1)
 
-    def listing_request(self, url: str, page: int) -> Request:
+    def listing_request(self, url: str, page: int, entry: str | None = None) -> Request:
+        """Page `page` of the listing walk that starts at `entry` (`url` when it is the first)."""
         meta: dict[str, Any] = {}
         if self.render_listing or self.source.render_js:
             meta = {"playwright": True, "playwright_include_page": False}
+        meta["walk"] = WalkStep(entry or url, page, url)
         return Request(
             url,
             callback=self.parse_listing,
-            errback=self.on_error,
+            errback=self.on_walk_error,
             cb_kwargs={"page": page},
             meta=meta,
             priority=10,  # listings first: they decide what else is fetched
@@ -254,7 +275,12 @@ class NewsSpider(Spider):
             if entries:
                 self._inc("discovery/feed_links_by_text")
         self._inc("discovery/feed_entries", len(entries))
-        yield from self.article_requests(entries)
+        try:
+            requests, fresh, _ = self.discover(entries)
+            self.walks.found(fresh)
+        except ArchiveUnavailable:
+            return
+        yield from requests
 
     @staticmethod
     def _feed_time(entry: Any) -> datetime | None:
@@ -264,73 +290,108 @@ class NewsSpider(Spider):
         year, month, day, hour, minute, second = parsed[:6]
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
-    def sitemap_request(self, url: str, older: tuple[str, ...] = ()) -> Request:
-        """A sitemap; `older` are the sitemaps of the same index still to walk, newest first."""
+    def sitemap_request(
+        self, url: str, older: tuple[str, ...] = (), step: WalkStep | None = None
+    ) -> Request:
+        """A sitemap; `older` are the sitemaps of the same index still to walk, newest first,
+        `step` its place in that walk (None for a sitemap named in the sources)."""
         return Request(
             url,
             callback=self.parse_sitemap,
             errback=self.on_sitemap_error,
             cb_kwargs={"older": older},
+            meta={"walk": step} if step is not None else {},
             priority=10,
         )
 
     def parse_sitemap(self, response: Response, older: tuple[str, ...] = ()) -> Iterator[Request]:
+        step: WalkStep | None = response.meta.get("walk")
         try:
             sitemap = Sitemap(response.body)
         except Exception as exc:  # lxml raises several types for broken XML
             self.report_error(response.url, f"unreadable sitemap: {exc}")
-            yield from self._next_sitemap(older)
+            yield from self._sitemap_failed(older, step)
             return
         if sitemap.type not in ("urlset", "sitemapindex"):
             self.report_error(response.url, f"not a sitemap (a <{sitemap.type}> document)")
-            yield from self._next_sitemap(older)
+            yield from self._sitemap_failed(older, step)
             return
         locs = [(entry.get("loc", ""), entry.get("lastmod")) for entry in sitemap]
         if sitemap.type == "sitemapindex":
-            # newest first, one after the other like a listing's pages, at most max_pages
+            # newest first, one after the other like a listing's pages (at most max_pages a run)
             children = sorted(locs, key=lambda loc: loc[1] or "", reverse=True)
-            urls = [response.urljoin(loc) for loc, _ in children if loc]
-            if len(urls) > self.source.max_pages:
-                self._inc("discovery/max_pages_reached")
-            yield from self._next_sitemap((*urls[: self.source.max_pages], *older))
+            urls = tuple(response.urljoin(loc) for loc, _ in children if loc)
+            if urls:
+                yield self.sitemap_request(urls[0], urls[1:], WalkStep(response.url, 1, urls[0]))
             return
         entries = [ListingEntry(url=response.urljoin(loc)) for loc, _ in locs if loc]
         self._inc("discovery/sitemap_entries", len(entries))
-        articles = [e for e in entries if self.is_article_url(e.url)]
-        yield from self.article_requests(entries)
-        if older and articles and not self.refresh and all(self.is_known(e.url) for e in articles):
-            # a whole sitemap of articles already archived: older ones hold nothing new
-            self._inc("discovery/stopped_at_known_page")
+        try:
+            requests, fresh, articles = self.discover(entries)
+            following = self._walk_on(step, fresh, articles, older)
+        except ArchiveUnavailable:
             return
-        yield from self._next_sitemap(older)
+        yield from requests
+        if following is not None:
+            # the next sitemap, or where the last walk stopped
+            rest = older[older.index(following.url) + 1 :] if following.url in older else older
+            yield self.sitemap_request(following.url, rest, following if step else None)
 
-    def _next_sitemap(self, queue: tuple[str, ...]) -> Iterator[Request]:
-        if queue:
-            yield self.sitemap_request(queue[0], queue[1:])
+    def _walk_on(
+        self, step: WalkStep | None, fresh: list[str], articles: int, older: tuple[str, ...]
+    ) -> WalkStep | None:
+        """The sitemap to walk after this one (recorded with the articles found pending)."""
+        following = older[0] if older else None
+        if step is not None:
+            return self.walks.walked(step, fresh, articles, following)
+        # a sitemap outside a walk (named in the sources, or a unit test's response)
+        self.walks.found(fresh)
+        return WalkStep(following, 0, following) if following else None
+
+    def _sitemap_failed(self, older: tuple[str, ...], step: WalkStep | None) -> Iterator[Request]:
+        """A sitemap that cannot be read is skipped (reported in the run): the next one is
+        walked, so a sitemap broken for good never holds the walk up."""
+        try:
+            following = self._walk_on(step, [], 0, older)
+        except ArchiveUnavailable:
+            return
+        if following is not None:
+            rest = older[older.index(following.url) + 1 :] if following.url in older else older
+            yield self.sitemap_request(following.url, rest, following if step else None)
 
     def on_sitemap_error(self, failure: Failure) -> Iterator[Request]:
         """Report a sitemap that could not be fetched and go on with the next one."""
         self.on_error(failure)
         request = getattr(failure, "request", None)
-        yield from self._next_sitemap(request.cb_kwargs.get("older", ()) if request else ())
+        if request is not None:
+            yield from self._sitemap_failed(
+                request.cb_kwargs.get("older", ()), request.meta.get("walk")
+            )
 
-    def parse_listing(self, response: Response, page: int) -> Iterator[Request]:
+    def on_walk_error(self, failure: Failure) -> None:
+        """Report a listing page that could not be fetched; its walk resumes there next run."""
+        self.on_error(failure)
+        request = getattr(failure, "request", None)
+        step = request.meta.get("walk") if request is not None else None
+        if step is not None:
+            self.walks.failed(step)
+
+    def parse_listing(self, response: Response, page: int = 1) -> Iterator[Request]:
+        step = response.meta.get("walk") or WalkStep(response.url, page, response.url)
         entries = list(self._parse_listing_entries(response))
         self._inc("discovery/listing_entries", len(entries))
-        fresh = [e for e in entries if not self.is_known(e.url)]
-        yield from self.article_requests(entries)
         next_href = (
             response.css(self.next_page_css).attrib.get("href") if self.next_page_css else None
         )
-        if not next_href:
+        next_url = response.urljoin(next_href) if next_href else None
+        try:
+            requests, fresh, articles = self.discover(entries)
+            following = self.walks.walked(step, fresh, articles, next_url)
+        except ArchiveUnavailable:
             return
-        if page >= self.source.max_pages:
-            self._inc("discovery/max_pages_reached")
-        elif not fresh and entries and not self.refresh:
-            # a whole page of articles already archived: older pages hold nothing new
-            self._inc("discovery/stopped_at_known_page")
-        else:
-            yield self.listing_request(response.urljoin(next_href), page + 1)
+        yield from requests
+        if following is not None:
+            yield self.listing_request(following.url, following.page, following.entry)
 
     def _parse_listing_entries(self, response: Response) -> Iterable[ListingEntry]:
         """The article links of a listing page (outlets with listing dates override this)."""
@@ -339,37 +400,58 @@ class NewsSpider(Spider):
 
     # -- article requests ------------------------------------------------------------------
 
-    def is_known(self, url: str) -> bool:
-        return url in self._known or canonicalize(url) in self._known
-
     def is_article_url(self, url: str) -> bool:
         return bool(self.article_path.search(re.sub(r"^https?://[^/]+", "", url)))
 
-    def article_requests(self, entries: Iterable[ListingEntry]) -> Iterator[Request]:
+    def article_requests(self, entries: Iterable[ListingEntry]) -> list[Request]:
+        """Requests for the article links among `entries` that are not known (see discover)."""
+        return self.discover(entries)[0]
+
+    def discover(self, entries: Iterable[ListingEntry]) -> tuple[list[Request], list[str], int]:
+        """Requests for a page's article links that are not known (all of them, conditional
+        where possible, with --refresh); the links not known; how many article links it shows.
+
+        Known means archived or rejected, looked up for the whole page in one query."""
+        articles = list({e.url: e for e in entries if self.is_article_url(e.url)}.values())
+        known = self.walks.known(e.url for e in articles)
+        fresh = [e.url for e in articles if e.url not in known]
+        wanted = [e for e in articles if e.url not in self._requested]
+        self._requested.update(e.url for e in wanted)
+        if not self.refresh:
+            skipped = [e for e in wanted if e.url in known]
+            if skipped:
+                self._inc("archive/articles_skipped", len(skipped))
+            wanted = [e for e in wanted if e.url not in known]
+        return self._requests_for(wanted, known), fresh, len(articles)
+
+    def _requests_for(
+        self, entries: list[ListingEntry], known: dict[str, KnownUrl]
+    ) -> list[Request]:
+        requests = []
         for entry in entries:
-            if not self.is_article_url(entry.url) or entry.url in self._requested:
-                continue
-            self._requested.add(entry.url)
-            headers: dict[str, str] = {}
-            if self.is_known(entry.url):
-                if not self.refresh:
-                    self._inc("archive/articles_skipped")
-                    continue
-                headers = self._validators.get(entry.url, {})
-                if headers:
-                    self._inc("archive/conditional_requests")
-            yield Request(
-                entry.url,
-                callback=self.parse_article,
-                errback=self.on_error,
-                headers=headers or None,
-                cb_kwargs={"entry": entry},
-                meta={"handle_httpstatus_list": [304]} if headers else {},
+            hit = known.get(entry.url)
+            headers: dict[str, str] = hit.validators if hit is not None else {}
+            meta: dict[str, Any] = {}
+            if hit is not None and headers:
+                self._inc("archive/conditional_requests")
+                meta = {"handle_httpstatus_list": [304], "article_id": hit.article_id}
+            requests.append(
+                Request(
+                    entry.url,
+                    callback=self.parse_article,
+                    errback=self.on_error,
+                    headers=headers or None,
+                    cb_kwargs={"entry": entry},
+                    meta=meta,
+                )
             )
+        return requests
 
     def on_error(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        if isinstance(failure.value, PageRefused):
+            return  # the middleware that refused it has recorded why in the run's error log
         if isinstance(failure.value, IgnoreRequest) and not isinstance(failure.value, HttpError):
             # robots.txt said no (or a middleware chose to drop it): politeness, not a failure
             self._inc("archive/requests_ignored")
@@ -397,7 +479,7 @@ class NewsSpider(Spider):
 
     def parse_article(self, response: Response, entry: ListingEntry) -> Iterator[Any]:
         if response.status == 304:
-            yield NotModifiedItem(outlet=self.name, url=entry.url)
+            yield NotModifiedItem(self.name, entry.url, response.meta.get("article_id"))
             return
         if not isinstance(response, TextResponse):
             self.report_error(

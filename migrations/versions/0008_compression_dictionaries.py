@@ -1,7 +1,7 @@
 """payload compression with a zstd dictionary per outlet
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-11-25 17:10:00
 
 Pages of one outlet share most of their markup; a payload compressed against the outlet's
@@ -17,7 +17,7 @@ import zstandard
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,453 @@
+"""What the pages and the API read from the archive, as plain records; paging by cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crawler.config import SourcesFile
+from crawler.db.models import Article, ArticleTopic, CrawlRun, Snapshot, Source, Topic, utcnow
+from crawler.db.queries import payload_bytes
+from crawler.read.export import ArticleFilter
+from crawler.read.search import count_matches, search
+from crawler.read.show import article_history
+from crawler.scheduler.display import iso
+from crawler.scheduler.health import (
+    FAILED,
+    health_problems,
+    last_new_article,
+    latest_runs,
+    next_run_times,
+)
+from crawler.urls import canonicalize
+
+MAX_LIMIT = 100
+# Runs whose stats are summed into a source's fallback counts.
+FALLBACK_RUNS = 10
+CHART_DAYS = 30
+RUN_STATUSES = ("running", "finished", "failed", "timed_out", "interrupted")
+
+
+class WebError(Exception):
+    """A request the archive cannot answer: its HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def bad_request(message: str) -> WebError:
+    return WebError(400, message)
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def parse_when(value: str | None, name: str) -> date | datetime | None:
+    """A since/until value as `crawler search` takes it: a day (2024-07-19, on the
+    publication's own calendar, inclusive) or a timestamp (UTC when no offset is given)."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request(
+            f"{name} {value!r} is not a date like 2024-07-19 or a time like 2024-07-19T06:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def outlet_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Source.name).order_by(Source.name)))
+
+
+def topic_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Topic.name).order_by(Topic.name)))
+
+
+def article_filter(
+    session: Session,
+    outlet: str | None,
+    topic: str | None,
+    since: str | None,
+    until: str | None,
+) -> ArticleFilter:
+    """The CLI's filters from request parameters; an unknown outlet or topic is a 400."""
+    for kind, value, known in (
+        ("outlet", outlet, outlet_names),
+        ("topic", topic, topic_names),
+    ):
+        if value:
+            names = known(session)
+            if value not in names:
+                listed = ", ".join(names) or "none"
+                raise bad_request(f"no {kind} {value!r} in the archive ({kind}s: {listed})")
+    return ArticleFilter(
+        outlet or None, parse_when(since, "since"), parse_when(until, "until"), topic or None
+    )
+
+
+def encode_cursor(**position: Any) -> str:
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None, *keys: str) -> dict[str, Any] | None:
+    """The position a cursor holds; a 400 for one this service did not hand out."""
+    if not token:
+        return None
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        position = None
+    if not isinstance(position, dict) or set(position) != set(keys):
+        raise bad_request(f"cursor {token!r} is not one this archive handed out")
+    return position
+
+
+def _query_key(query: str, filters: ArticleFilter) -> str:
+    """A short fingerprint of a search, so a cursor is not replayed on another one."""
+    text = json.dumps(
+        [query, filters.outlet, filters.topic, str(filters.since), str(filters.until)]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+
+@cache
+def outlet_timezones() -> dict[str, ZoneInfo]:
+    """Each spider's time zone, by outlet name (the spiders' `timezone`)."""
+    from scrapy.spiderloader import SpiderLoader
+
+    from crawler.config import project_settings
+
+    loader = SpiderLoader.from_settings(project_settings())
+    zones = {}
+    for name in loader.list():
+        try:
+            zones[name] = ZoneInfo(getattr(loader.load(name), "timezone", "UTC"))
+        except (KeyError, ValueError):
+            zones[name] = ZoneInfo("UTC")
+    return zones
+
+
+def local_published(published_at: datetime | str | None, outlet: str) -> dict[str, Any] | None:
+    """The publication moment in the outlet's time zone; a midnight there is a date only (the
+    outlet gave no time)."""
+    if published_at is None:
+        return None
+    moment = datetime.fromisoformat(published_at) if isinstance(published_at, str) else published_at
+    zone = outlet_timezones().get(outlet, ZoneInfo("UTC"))
+    local = moment.astimezone(zone)
+    day_only = local.time() == time()
+    return {
+        "local": local.isoformat(),
+        "timezone": str(zone),
+        "date": local.date().isoformat(),
+        "time": None if day_only else local.strftime("%H:%M"),
+        "shown": local.date().isoformat()
+        if day_only
+        else f"{local:%Y-%m-%d %H:%M} ({local.tzname()})",
+    }
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: str
+    total: int
+    offset: int
+    hits: list[dict[str, Any]]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def search_page(
+    session: Session, query: str, filters: ArticleFilter, cursor: str | None, limit: int
+) -> SearchPage:
+    """One page of ranked hits (snippets marked with search.MARK_START/END) and the total."""
+    key = _query_key(query, filters)
+    position = decode_cursor(cursor, "offset", "query")
+    offset = 0
+    if position is not None:
+        if position["query"] != key or not isinstance(position["offset"], int):
+            raise bad_request("cursor belongs to another search; start again without it")
+        offset = max(0, position["offset"])
+    hits = search(session, query, filters, limit=limit, offset=offset)
+    total = count_matches(session, query, filters) if hits or offset else 0
+    records = []
+    for hit in hits:
+        record = hit.as_dict(start="\ue000", end="\ue001")
+        record["published"] = local_published(hit.published_at, hit.outlet)
+        records.append(record)
+    after = offset + len(hits)
+    return SearchPage(
+        query=query,
+        total=total,
+        offset=offset,
+        hits=records,
+        next_cursor=encode_cursor(offset=after, query=key) if after < total else None,
+        previous_cursor=encode_cursor(offset=max(0, offset - limit), query=key)
+        if offset > 0
+        else None,
+    )
+
+
+# --- articles ---------------------------------------------------------------------------------
+
+
+def article_topics(session: Session, article_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Topic.name)
+            .join(ArticleTopic, ArticleTopic.topic_id == Topic.id)
+            .where(ArticleTopic.article_id == article_id)
+            .order_by(Topic.name)
+        )
+    )
+
+
+def article_record(session: Session, article_id: int) -> dict[str, Any]:
+    """The article as `crawler show --json` gives it, with its topics and local date; 404 when
+    there is none."""
+    article = session.get(Article, article_id)
+    if article is None:
+        raise WebError(404, f"no article with id {article_id}")
+    history = article_history(session, article)
+    history["topics"] = article_topics(session, article_id)
+    history["published"] = local_published(history["published_at"], history["outlet"])
+    return history
+
+
+def articles_page(
+    session: Session, filters: ArticleFilter, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Articles newest archived first (by id), `limit` at a time."""
+    position = decode_cursor(cursor, "before")
+    statement = filters.apply(
+        select(Article.id, Source.name, Article.url, Article.title, Article.published_at)
+        .join(Source, Source.id == Article.source_id)
+        .order_by(Article.id.desc())
+        .limit(limit + 1)
+    )
+    if position is not None:
+        statement = statement.where(Article.id < int(position["before"]))
+    rows = session.execute(statement).all()
+    items = [
+        {
+            "id": row.id,
+            "outlet": row.name,
+            "url": row.url,
+            "title": row.title,
+            "published_at": iso(row.published_at),
+        }
+        for row in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return {
+        "articles": items,
+        "next_cursor": encode_cursor(before=items[-1]["id"]) if more else None,
+    }
+
+
+def snapshot_of(session: Session, snapshot_id: int) -> tuple[Snapshot, bytes]:
+    """A snapshot's row and its exact bytes; 404 when there is none."""
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise WebError(404, f"no snapshot with id {snapshot_id}")
+    return snapshot, payload_bytes(session, snapshot.sha256)
+
+
+def snapshot_article(session: Session, snapshot: Snapshot) -> int | None:
+    """The article archived from a snapshot's URL, if any (looked up by its indexed canonical
+    URL)."""
+    return session.scalar(
+        select(Article.id)
+        .where(
+            Article.source_id == snapshot.source_id,
+            Article.canonical_url.in_({canonicalize(snapshot.final_url), snapshot.final_url}),
+        )
+        .order_by(Article.id)
+        .limit(1)
+    )
+
+
+# --- runs and sources -------------------------------------------------------------------------
+
+
+def fallback_counts(stats: dict[str, Any] | None) -> dict[str, int]:
+    """The run's uses of fallbacks (`fallback/...` stats), by what fell back."""
+    if not stats:
+        return {}
+    return {
+        key.removeprefix("fallback/"): int(value)
+        for key, value in stats.items()
+        if key.startswith("fallback/") and isinstance(value, int | float)
+    }
+
+
+def run_record(name: str, run: CrawlRun) -> dict[str, Any]:
+    took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "source": name,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": round(took, 3) if took is not None else None,
+        "pages": run.pages,
+        "articles_new": run.articles_new,
+        "articles_updated": run.articles_updated,
+        "articles_unchanged": run.articles_unchanged,
+        "articles_skipped": run.articles_skipped,
+        "articles_invalid": run.articles_invalid,
+        "errors": run.errors,
+        "error_log": run.error_log,
+        "fallbacks": fallback_counts(run.stats),
+    }
+
+
+def runs_page(
+    session: Session,
+    source: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Runs newest first (by id), `limit` at a time."""
+    if source and source not in outlet_names(session):
+        raise bad_request(f"no source {source!r} in the archive")
+    if status and status not in RUN_STATUSES:
+        raise bad_request(f"status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    position = decode_cursor(cursor, "before")
+    statement = (
+        select(Source.name, CrawlRun)
+        .join(CrawlRun, CrawlRun.source_id == Source.id)
+        .order_by(CrawlRun.id.desc())
+        .limit(limit + 1)
+    )
+    if source:
+        statement = statement.where(Source.name == source)
+    if status:
+        statement = statement.where(CrawlRun.status == status)
+    if position is not None:
+        statement = statement.where(CrawlRun.id < int(position["before"]))
+    rows = session.execute(statement).all()
+    runs = [run_record(name, run) for name, run in rows[:limit]]
+    more = len(rows) > limit
+    return {"runs": runs, "next_cursor": encode_cursor(before=runs[-1]["id"]) if more else None}
+
+
+def _days(today: date) -> list[str]:
+    first = today - timedelta(days=CHART_DAYS - 1)
+    return [(first + timedelta(days=n)).isoformat() for n in range(CHART_DAYS)]
+
+
+def run_outcomes(session: Session, now: datetime) -> dict[str, dict[str, dict[str, int]]]:
+    """Per source, per UTC day of the last CHART_DAYS days, how many runs ended how."""
+    days = _days(now.astimezone(UTC).date())
+    start = datetime.combine(date.fromisoformat(days[0]), time(), tzinfo=UTC)
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    rows = session.execute(
+        select(Source.name, CrawlRun.started_at, CrawlRun.status)
+        .join(CrawlRun, CrawlRun.source_id == Source.id)
+        .where(CrawlRun.started_at >= start)
+    )
+    for name, started, status in rows:
+        per_day = out.setdefault(name, {day: {} for day in days})
+        day = started.astimezone(UTC).date().isoformat()
+        if day in per_day:
+            per_day[day][status] = per_day[day].get(status, 0) + 1
+    return out
+
+
+def sources_overview(
+    session: Session, sources: SourcesFile, failures: int = 3, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every source configured or archived: its schedule, state, health, fallbacks and runs."""
+    from crawler.read.stats import collect_stats
+
+    now = now or utcnow()
+    figures = {o.outlet: o for o in collect_stats(session, now=now).outlets}
+    nexts = next_run_times(session)
+    newest = last_new_article(session)
+    problems: dict[str, list[str]] = {}
+    for problem in health_problems(session, sources.enabled(), failures, now=now):
+        problems.setdefault(problem.source, []).append(problem.message)
+    recent = latest_runs(session, FALLBACK_RUNS)
+    outcomes = run_outcomes(session, now)
+    days = _days(now.astimezone(UTC).date())
+    names = sorted(set(sources.sources) | set(figures))
+    overview = []
+    for name in names:
+        config = sources.sources.get(name)
+        outlet = figures.get(name)
+        last_runs = runs_page(session, name, None, None, 5)["runs"] if outlet else []
+        fallbacks: dict[str, int] = {}
+        for run in recent.get(name, []):
+            for key, count in fallback_counts(run.stats).items():
+                fallbacks[key] = fallbacks.get(key, 0) + count
+        failed_recently = sum(run.status in FAILED for run in recent.get(name, []))
+        overview.append(
+            {
+                "source": name,
+                "configured": config is not None,
+                "enabled": bool(config and config.enabled),
+                "base_url": config.base_url if config else None,
+                "every_seconds": config.every.total_seconds() if config and config.every else None,
+                "cron": config.cron if config else None,
+                "schedule": _schedule(config),
+                "next_run": iso(nexts.get(name)) if config and config.enabled else None,
+                "last_new_article_at": iso(newest.get(name)),
+                "articles": outlet.articles if outlet else 0,
+                "articles_per_day": outlet.per_day if outlet else dict.fromkeys(days, 0),
+                "healthy": not problems.get(name),
+                "problems": problems.get(name, []),
+                "failed_of_last_runs": [failed_recently, len(recent.get(name, []))],
+                "fallbacks": dict(sorted(fallbacks.items())),
+                "run_outcomes": outcomes.get(name, {day: {} for day in days}),
+                "last_runs": last_runs,
+            }
+        )
+    return overview
+
+
+def _schedule(config: Any) -> str:
+    if config is None:
+        return "not in the sources file"
+    from crawler.scheduler.display import format_duration
+
+    when = f"cron {config.cron}" if config.cron else f"every {format_duration(config.every)}"
+    return when if config.enabled else f"{when} (disabled)"
+
+
+def topics_list(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Topic.name, func.count(ArticleTopic.article_id), Topic.applied_at)
+        .outerjoin(ArticleTopic, ArticleTopic.topic_id == Topic.id)
+        .group_by(Topic.id, Topic.name, Topic.applied_at)
+        .order_by(Topic.name)
+    )
+    return [
+        {"topic": name, "articles": count, "applied_at": iso(applied)}
+        for name, count, applied in rows
+    ]

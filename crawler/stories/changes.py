@@ -1,0 +1,187 @@
+"""The feed of edits: every article whose text changed since a moment, with what changed.
+
+An edit is a version superseded by the next one (`article_versions.superseded_at`, indexed):
+the diff goes from that version to the next (a later version, or the article as it is now).
+Title and body are compared word by word; the publication date as a whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from crawler.db.models import Article, ArticleTopic, ArticleVersion, Source, Topic
+
+# Unchanged words kept around a change in the body's diff.
+CONTEXT_WORDS = 8
+
+
+@dataclass(frozen=True)
+class WordChange:
+    """One run of the word diff: '=' kept, '-' removed, '+' added."""
+
+    op: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: str | None
+    new: str | None
+    words: list[WordChange]
+
+    def word_diff(self) -> str:
+        """The change as text: [-removed-] {+added+}, long unchanged runs cut to `…`."""
+        parts = []
+        for change in self.words:
+            if change.op == "-":
+                parts.append(f"[-{change.text}-]")
+            elif change.op == "+":
+                parts.append(f"{{+{change.text}+}}")
+            else:
+                parts.append(change.text)
+        return " ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"field": self.field, "diff": self.word_diff()}
+        if self.field != "body":  # the whole bodies are in `crawler show`
+            record |= {"old": self.old, "new": self.new}
+        return record
+
+
+@dataclass(frozen=True)
+class Edit:
+    article_id: int
+    outlet: str
+    url: str
+    title: str
+    changed_at: datetime
+    from_version: int
+    to_version: int
+    fields: list[FieldChange]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "outlet": self.outlet,
+            "url": self.url,
+            "title": self.title,
+            "changed_at": self.changed_at.isoformat(),
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "changes": [f.as_dict() for f in self.fields],
+        }
+
+
+def word_changes(old: str, new: str, context: int | None = None) -> list[WordChange]:
+    """The word-level diff of two texts; unchanged runs longer than 2*context cut in the middle
+    (None: kept whole)."""
+    before, after = old.split(), new.split()
+    runs: list[WordChange] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    for number, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        if tag == "equal":
+            kept = before[i1:i2]
+            if context is not None and len(kept) > 2 * context:
+                head = kept[:context] if number > 0 else []
+                tail = kept[-context:] if number < len(opcodes) - 1 else []
+                text = " ".join([*head, "…", *tail])
+            else:
+                text = " ".join(kept)
+            runs.append(WordChange("=", text))
+            continue
+        if i2 > i1:
+            runs.append(WordChange("-", " ".join(before[i1:i2])))
+        if j2 > j1:
+            runs.append(WordChange("+", " ".join(after[j1:j2])))
+    return runs
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    changed = []
+    for name in ("title", "body"):
+        if (old[name] or "") != (new[name] or ""):
+            context = CONTEXT_WORDS if name == "body" else None
+            words = word_changes(old[name] or "", new[name] or "", context)
+            changed.append(FieldChange(name, old[name], new[name], words))
+    if old["published_at"] != new["published_at"]:
+        before = old["published_at"].isoformat() if old["published_at"] else None
+        after = new["published_at"].isoformat() if new["published_at"] else None
+        words = [WordChange("-", before or "none"), WordChange("+", after or "none")]
+        changed.append(FieldChange("published_at", before, after, words))
+    return changed
+
+
+def _text(row: Any) -> dict[str, Any]:
+    return {"title": row.title, "body": row.body, "published_at": row.published_at}
+
+
+def changes_since(
+    session: Session,
+    since: datetime,
+    outlet: str | None = None,
+    topic: str | None = None,
+    limit: int = 100,
+) -> list[Edit]:
+    """Every edit made since `since`, newest first (at most `limit`)."""
+    statement = (
+        select(ArticleVersion, Source.name)
+        .join(Article, Article.id == ArticleVersion.article_id)
+        .join(Source, Source.id == Article.source_id)
+        .where(ArticleVersion.superseded_at >= since)
+    )
+    if outlet:
+        statement = statement.where(Source.name == outlet)
+    if topic:
+        tagged = (
+            select(ArticleTopic.article_id)
+            .join(Topic, Topic.id == ArticleTopic.topic_id)
+            .where(Topic.name == topic)
+        )
+        statement = statement.where(Article.id.in_(tagged))
+    statement = statement.order_by(
+        ArticleVersion.superseded_at.desc(), ArticleVersion.id.desc()
+    ).limit(limit)
+    found = session.execute(statement).all()
+    if not found:
+        return []
+    # the version that followed each edited one: a later version, or the current text
+    wanted = [(v.article_id, v.version + 1) for v, _ in found]
+    following = {
+        (v.article_id, v.version): v
+        for v in session.scalars(
+            select(ArticleVersion).where(
+                tuple_(ArticleVersion.article_id, ArticleVersion.version).in_(wanted)
+            )
+        )
+    }
+    articles = {
+        a.id: a
+        for a in session.scalars(
+            select(Article).where(Article.id.in_({v.article_id for v, _ in found}))
+        )
+    }
+    edits = []
+    for version, outlet_name in found:
+        article = articles[version.article_id]
+        after = following.get((version.article_id, version.version + 1), article)
+        edits.append(
+            Edit(
+                article_id=article.id,
+                outlet=outlet_name,
+                url=article.url,
+                title=article.title,
+                changed_at=version.superseded_at,
+                from_version=version.version,
+                to_version=version.version + 1,
+                fields=_field_changes(_text(version), _text(after)),
+            )
+        )
+    return edits

@@ -1,0 +1,410 @@
+"""Keeping copies and stories up to date as articles are stored, re-parsed or imported.
+
+`index_article` runs inside the transaction that wrote the article. Every lookup is an indexed
+query (LSH bands by key, story terms by key and time), so its cost depends on how many articles
+share a band or a telling term within the story window, not on the archive's size.
+
+Both relations are the connected parts of a graph whose edges depend only on the two articles:
+copies (exact Jaccard of the shingles >= COPY_THRESHOLD, found through LSH), and story edges
+(copies, or cosine of the term vectors >= STORY_THRESHOLD between articles at most STORY_WINDOW
+apart). So the result does not depend on the order articles arrive in, and a rebuild gives what
+incremental maintenance gave. In a group of copies every article points (`reprint_of`) at the
+original: an article that does not name another outlet as its source before one that does,
+then the earliest publication, then the lowest id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm, utcnow
+from crawler.stories import signatures as sig
+from crawler.stories.terms import cosine, index_terms, term_key, term_vector
+
+STORY_WINDOW = timedelta(days=3)
+STORY_THRESHOLD = 0.5
+# Candidates of a story share at least this many of their telling terms.
+MIN_SHARED_TERMS = 2
+# A story's label is recomputed on every change up to this size, then as its size doubles.
+LABEL_EXACT = 32
+
+_SIGNATURES = cast(Table, ArticleSignature.__table__)
+_BANDS = cast(Table, SignatureBand.__table__)
+_TERMS = cast(Table, StoryTerm.__table__)
+_STORIES = cast(Table, Story.__table__)
+_ARTICLES = cast(Table, Article.__table__)
+
+
+@dataclass(frozen=True)
+class _Text:
+    """What the index reads of an article."""
+
+    id: int
+    source_id: int
+    title: str
+    body: str
+    when: datetime
+    declared_copy: bool
+    dated: bool
+
+    @property
+    def order(self) -> tuple[bool, datetime, int]:
+        """Originals first: an article that names another outlet as its source comes after one
+        that does not (a page replayed without its listing may have lost its date); then the
+        earliest publication, then the lowest id."""
+        return (self.declared_copy, self.when, self.id)
+
+
+# The statements that run for every stored article are built once (building and caching a
+# statement measured more than the query itself).
+_TEXTS = select(
+    _ARTICLES.c.id,
+    _ARTICLES.c.source_id,
+    _ARTICLES.c.title,
+    _ARTICLES.c.body,
+    func.coalesce(_ARTICLES.c.published_at, _ARTICLES.c.first_seen_at),
+    _ARTICLES.c.original_source,
+    _ARTICLES.c.published_at.is_not(None),
+).where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
+_HAS_SIGNATURE = select(_SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.article_id == bindparam("article_id")
+)
+_INSERT_SIGNATURE = insert(_SIGNATURES)
+_INSERT_BANDS = insert(_BANDS)
+_INSERT_TERMS = insert(_TERMS)
+_MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
+_BAND_CANDIDATES = (
+    select(_BANDS.c.article_id)
+    .where(
+        _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
+        _BANDS.c.article_id != bindparam("article_id"),
+    )
+    .distinct()
+)
+_ROOTS = select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True))
+)
+_POINTING = select(_SIGNATURES.c.article_id).where(
+    _SIGNATURES.c.reprint_of.in_(bindparam("roots", expanding=True))
+)
+_SET_REPRINT = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.article_id == bindparam("member"))
+    .values(reprint_of=bindparam("root"), similarity=bindparam("score"))
+)
+_MINE = select(
+    _SIGNATURES.c.published_at,
+    _SIGNATURES.c.terms,
+    _SIGNATURES.c.reprint_of,
+    _SIGNATURES.c.story_id,
+).where(_SIGNATURES.c.article_id == bindparam("article_id"))
+_SHARED_TERMS = (
+    select(_TERMS.c.article_id)
+    .where(
+        _TERMS.c.term_key.in_(bindparam("keys", expanding=True)),
+        _TERMS.c.published_at >= bindparam("start"),
+        _TERMS.c.published_at <= bindparam("end"),
+        _TERMS.c.article_id != bindparam("article_id"),
+    )
+    .group_by(_TERMS.c.article_id)
+    .having(func.count() >= MIN_SHARED_TERMS)
+)
+_STORY_CANDIDATES = select(
+    _SIGNATURES.c.article_id, _SIGNATURES.c.terms, _SIGNATURES.c.story_id
+).where(_SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True)))
+_HAS_TERMS = select(_TERMS.c.article_id).where(_TERMS.c.article_id == bindparam("article_id"))
+_LINKED = select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id)
+_COPIES_OF = _LINKED.where(_SIGNATURES.c.reprint_of == bindparam("root"))
+_ORIGINAL = _LINKED.where(_SIGNATURES.c.article_id == bindparam("root"))
+_INSERT_STORY = insert(_STORIES).returning(_STORIES.c.id)
+_JOIN_STORY = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True)))
+    .values(story_id=bindparam("story"))
+)
+
+
+def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    found = {}
+    for row in session.execute(_TEXTS, {"ids": wanted}):
+        when = row[4] if row[4].tzinfo else row[4].replace(tzinfo=UTC)
+        found[row[0]] = _Text(
+            row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6])
+        )
+    return found
+
+
+def index_article(session: Session, article_id: int, topics_file: str | None = None) -> None:
+    """(Re)compute the article's signature, its copy links and its story."""
+    text = _texts(session, [article_id]).get(article_id)
+    if text is None:
+        return
+    regroup: set[int] = set()
+    recluster: set[int] = set()
+    if session.execute(_HAS_SIGNATURE, {"article_id": article_id}).first():
+        regroup, recluster = _remove(session, article_id)
+    shingle_set, values = _insert_signature(session, text, topics_file)
+    for copy in _ordered(session, regroup):
+        _link_copies(session, copy)
+    _link_copies(session, text, shingle_set, values)
+    for member in sorted(recluster):
+        _cluster(session, member)
+    _cluster(session, article_id)
+
+
+def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
+    return sorted(_texts(session, ids).values(), key=lambda t: t.order)
+
+
+def _insert_signature(
+    session: Session, text: _Text, topics_file: str | None
+) -> tuple[set[str], Any]:
+    """The article's signature, bands and story terms; its shingles and MinHash."""
+    shingle_set = sig.shingles(text.body)
+    values = sig.minhash(shingle_set)
+    vector = term_vector(text.title, text.body, topics_file)
+    session.execute(
+        _INSERT_SIGNATURE,
+        {
+            "article_id": text.id,
+            "source_id": text.source_id,
+            "published_at": text.when,
+            "minhash": sig.to_bytes(values),
+            "shingles": len(shingle_set),
+            "terms": vector,
+            "reprint_of": None,
+            "similarity": None,
+            "story_id": None,
+        },
+    )
+    if shingle_set:
+        session.execute(
+            _INSERT_BANDS,
+            [
+                {"band_key": key, "article_id": text.id}
+                for key in sorted(set(sig.band_keys(values)))
+            ],
+        )
+    # An undated article (a page replayed without the listing that dated it) has no place in
+    # time: it joins a story only through the texts it copies.
+    terms = index_terms(vector) if text.dated else []
+    if terms:
+        session.execute(
+            _INSERT_TERMS,
+            [
+                {"term_key": key, "published_at": text.when, "article_id": text.id}
+                for key in sorted({term_key(t) for t in terms})
+            ],
+        )
+    return shingle_set, values
+
+
+def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
+    """Drop the article from the index; the copies and story members to link again."""
+    row = session.execute(
+        select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.story_id).where(
+            _SIGNATURES.c.article_id == article_id
+        )
+    ).one()
+    root = row.reprint_of or article_id
+    group = set(
+        session.scalars(select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.reprint_of == root))
+    ) | {root}
+    group.discard(article_id)
+    members: set[int] = set()
+    if row.story_id is not None:
+        members = set(
+            session.scalars(
+                select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.story_id == row.story_id)
+            )
+        )
+        members.discard(article_id)
+        session.execute(
+            update(_SIGNATURES).where(_SIGNATURES.c.story_id == row.story_id).values(story_id=None)
+        )
+        session.execute(delete(_STORIES).where(_STORIES.c.id == row.story_id))
+    if group:
+        session.execute(
+            update(_SIGNATURES)
+            .where(_SIGNATURES.c.article_id.in_(group))
+            .values(reprint_of=None, similarity=None)
+        )
+    session.execute(delete(_BANDS).where(_BANDS.c.article_id == article_id))
+    session.execute(delete(_TERMS).where(_TERMS.c.article_id == article_id))
+    session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.article_id == article_id))
+    return group, members
+
+
+def _copy_group(session: Session, roots: set[int]) -> set[int]:
+    """The roots and every article pointing at one of them."""
+    return roots | set(session.scalars(_POINTING, {"roots": sorted(roots)}))
+
+
+def _link_copies(
+    session: Session, text: _Text, shingle_set: set[str] | None = None, values: Any = None
+) -> None:
+    """Link the article into the group of the texts it copies (or that copy it)."""
+    if values is None:
+        values = sig.from_bytes(session.execute(_MINHASH, {"article_id": text.id}).scalar_one())
+    candidates = list(
+        session.scalars(_BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id})
+    )
+    if not candidates:
+        return
+    if shingle_set is None:
+        shingle_set = sig.shingles(text.body)
+    others = _texts(session, candidates)
+    copies = [
+        other.id
+        for other in others.values()
+        if sig.jaccard(shingle_set, sig.shingles(other.body)) >= sig.COPY_THRESHOLD
+    ]
+    if not copies:
+        return
+    roots = {row[0] or row[1] for row in session.execute(_ROOTS, {"ids": copies})}
+    group = _copy_group(session, roots) | {text.id}
+    members = _texts(session, group)
+    root = min(members.values(), key=lambda t: t.order)
+    root_shingles = sig.shingles(root.body)
+    links: list[dict[str, Any]] = [{"member": root.id, "root": None, "score": None}]
+    for member in members.values():
+        if member.id == root.id:
+            continue
+        score = sig.jaccard(sig.shingles(member.body), root_shingles)
+        links.append({"member": member.id, "root": root.id, "score": round(score, 4)})
+    session.execute(_SET_REPRINT, links)
+
+
+def _cluster(session: Session, article_id: int) -> None:
+    """Put the article in the story of the articles it is about the same event as."""
+    mine = session.execute(_MINE, {"article_id": article_id}).one()
+    when: datetime = mine.published_at
+    vector: dict[str, float] = mine.terms
+    neighbours: dict[int, int | None] = {}  # article id -> its story
+    # an undated article has no story terms: it shares none with anyone
+    keys = [term_key(t) for t in index_terms(vector)]
+    if keys and session.execute(_HAS_TERMS, {"article_id": article_id}).first():
+        shared = list(
+            session.scalars(
+                _SHARED_TERMS,
+                {
+                    "keys": keys,
+                    "start": when - STORY_WINDOW,
+                    "end": when + STORY_WINDOW,
+                    "article_id": article_id,
+                },
+            )
+        )
+        if shared:
+            for other_id, terms, story_id in session.execute(_STORY_CANDIDATES, {"ids": shared}):
+                if cosine(vector, terms) >= STORY_THRESHOLD:
+                    neighbours[other_id] = story_id
+    # the texts it copies or that copy it are in its story, however far apart in time
+    root = mine.reprint_of or article_id
+    for statement in (_COPIES_OF, _ORIGINAL):
+        for other_id, story_id in session.execute(statement, {"root": root}):
+            if other_id != article_id:
+                neighbours[other_id] = story_id
+    if not neighbours:
+        return
+    stories = {s for s in neighbours.values() if s is not None}
+    if mine.story_id is not None:
+        stories.add(mine.story_id)
+    if stories:
+        target = min(stories)
+    else:
+        target = session.execute(
+            _INSERT_STORY,
+            {
+                "label": "",
+                "first_published_at": when,
+                "last_published_at": when,
+                "article_count": 0,
+                "outlet_count": 0,
+                "updated_at": utcnow(),
+            },
+        ).scalar_one()
+    merged = sorted(stories - {target})
+    if merged:
+        session.execute(
+            update(_SIGNATURES).where(_SIGNATURES.c.story_id.in_(merged)).values(story_id=target)
+        )
+        session.execute(delete(_STORIES).where(_STORIES.c.id.in_(merged)))
+    loose = sorted({article_id} | {a for a, s in neighbours.items() if s is None})
+    session.execute(_JOIN_STORY, {"ids": loose, "story": target})
+    refresh_story(session, target)
+
+
+def refresh_story(session: Session, story_id: int) -> None:
+    """A story's times and counts, and its label: the title of the member nearest the members'
+    mean vector. The label is recomputed while the story is small and then each time its size
+    doubles, so that storing an article costs the same however large its story has grown."""
+    figures = session.execute(
+        select(
+            func.count(),
+            func.count(func.distinct(_SIGNATURES.c.source_id)),
+            func.min(_SIGNATURES.c.published_at),
+            func.max(_SIGNATURES.c.published_at),
+        ).where(_SIGNATURES.c.story_id == story_id)
+    ).one()
+    count = figures[0]
+    values: dict[str, Any] = {
+        "article_count": count,
+        "outlet_count": figures[1],
+        "first_published_at": figures[2],
+        "last_published_at": figures[3],
+        "updated_at": utcnow(),
+    }
+    current = session.execute(
+        select(_STORIES.c.label).where(_STORIES.c.id == story_id)
+    ).scalar_one()
+    if not current or count <= LABEL_EXACT or count & (count - 1) == 0:
+        values["label"] = _representative_title(session, story_id)
+    session.execute(update(_STORIES).where(_STORIES.c.id == story_id).values(**values))
+
+
+def _representative_title(session: Session, story_id: int) -> str:
+    rows = session.execute(
+        select(_SIGNATURES.c.published_at, _SIGNATURES.c.terms, _ARTICLES.c.title)
+        .join(_ARTICLES, _ARTICLES.c.id == _SIGNATURES.c.article_id)
+        .where(_SIGNATURES.c.story_id == story_id)
+    ).all()
+    centroid: dict[str, float] = {}
+    for row in rows:
+        for term, weight in row.terms.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    best = max(rows, key=lambda r: (cosine(r.terms, centroid), -r.published_at.timestamp()))
+    return str(best.title)
+
+
+def clear_index(session: Session) -> None:
+    """Empty the signatures, the LSH index and the stories."""
+    for table in (_TERMS, _BANDS, _SIGNATURES, _STORIES):
+        session.execute(delete(table))
+
+
+def rebuild(
+    archive: Any,
+    topics_file: str | None = None,
+    batch: int = 500,
+    tick: Callable[[], None] = lambda: None,
+) -> int:
+    """Recompute every article's signature, copies and story, oldest article first."""
+    with archive.transaction() as session:
+        clear_index(session)
+        ids = list(session.scalars(select(_ARTICLES.c.id).order_by(_ARTICLES.c.id)))
+    for start in range(0, len(ids), batch):
+        with archive.transaction() as session:
+            for article_id in ids[start : start + batch]:
+                index_article(session, article_id, topics_file)
+                tick()
+    return len(ids)

@@ -1,0 +1,405 @@
+"""One story across outlets: copies (reprints), stories and the feed of edits, on both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from bench.stories_set import (
+    OTHER_WORDS,
+    edited_copy,
+    evaluate,
+    labelled_set,
+    mirror_articles,
+    predicted_labels,
+    store_set,
+)
+from crawler.db.models import Article, ArticleSignature, SignatureBand, Story
+from crawler.db.session import Archive
+from crawler.mirror import MirrorServer, MirrorSet
+from crawler.stories import index_article, rebuild
+from tests.conftest import ROOT, crawl, fresh_archive_url, run_cli, write_sources
+
+# the mirrors' articles, by a part of their URL
+KCNA_RATIFICATION = "287305"
+PT_RATIFICATION = "bbs=40311"
+KCNA_RECEPTION, PT_RECEPTION = "284951", "bbs=40224"
+KCNA_KIM_CHAEK, PT_KIM_CHAEK = "283960", "bbs=40402"
+ISLAM_TIMES_MEETING = "1148653"
+AL_MAYADEEN_MEETING = "kim-jong-un-hosts-russia"
+SHOIGU_ARRIVES, SHOIGU_MEETS = "1706918", "1707439"
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    db_url: str
+    sources: Path
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def mirrored(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mirrored]:
+    """An archive of all five mirrors, crawled once for the module (tests keep its links)."""
+    tmp = tmp_path_factory.mktemp("stories")
+    with MirrorSet() as mirrors:
+        sources = write_sources(tmp / "sources.toml", mirrors.base_urls)
+        archive_urls = fresh_archive_url(request, tmp / "archive.db")
+        db_url = next(archive_urls)
+        try:
+            result = crawl("--all", db_url=db_url, sources_file=sources)
+            assert result.returncode == 0, result.stdout + result.stderr
+            yield Mirrored(db_url, sources, tmp)
+        finally:
+            next(archive_urls, None)
+
+
+def _name(url: str, parts: tuple[str, ...]) -> str:
+    return next((p for p in parts if p in url), url)
+
+
+MIRROR_PARTS = (
+    KCNA_RATIFICATION,
+    PT_RATIFICATION,
+    KCNA_RECEPTION,
+    PT_RECEPTION,
+    KCNA_KIM_CHAEK,
+    PT_KIM_CHAEK,
+    ISLAM_TIMES_MEETING,
+    AL_MAYADEEN_MEETING,
+    SHOIGU_ARRIVES,
+    SHOIGU_MEETS,
+)
+
+
+def links(db_url: str) -> tuple[dict[str, str], set[frozenset[str]]]:
+    """Copies ({copy: original}) and stories (sets of articles), by URL part where known."""
+    archive = Archive(db_url)
+    try:
+        with archive.sessions() as session:
+            rows = session.execute(
+                select(
+                    Article.id, Article.url, ArticleSignature.reprint_of, ArticleSignature.story_id
+                ).join(ArticleSignature, ArticleSignature.article_id == Article.id)
+            ).all()
+    finally:
+        archive.dispose()
+    url_of = {row.id: _name(row.url, MIRROR_PARTS) for row in rows}
+    copies = {url_of[r.id]: url_of[r.reprint_of] for r in rows if r.reprint_of is not None}
+    stories: dict[int, set[str]] = {}
+    for row in rows:
+        if row.story_id is not None:
+            stories.setdefault(row.story_id, set()).add(url_of[row.id])
+    return copies, {frozenset(members) for members in stories.values()}
+
+
+MIRROR_COPIES = {
+    KCNA_RATIFICATION: PT_RATIFICATION,
+    KCNA_RECEPTION: PT_RECEPTION,
+    KCNA_KIM_CHAEK: PT_KIM_CHAEK,
+}
+MIRROR_STORIES = {
+    frozenset({KCNA_RATIFICATION, PT_RATIFICATION}),
+    frozenset({KCNA_RECEPTION, PT_RECEPTION}),
+    frozenset({KCNA_KIM_CHAEK, PT_KIM_CHAEK}),
+    frozenset({ISLAM_TIMES_MEETING, AL_MAYADEEN_MEETING}),
+    frozenset({SHOIGU_ARRIVES, SHOIGU_MEETS}),
+}
+
+
+def test_the_mirrors_copies_point_at_the_publisher_and_the_seed_pairs_are_stories(mirrored):
+    copies, stories = links(mirrored.db_url)
+    # KCNA Watch republishes The Pyongyang Times on the same day: the publisher is the original
+    assert copies == MIRROR_COPIES
+    assert stories == MIRROR_STORIES
+
+
+def test_stories_json_lists_each_story_with_its_articles(mirrored):
+    result = run_cli("stories", "--json", db_url=mirrored.db_url)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert len(found) == len(MIRROR_STORIES)
+    newest = [s["last_published_at"] for s in found]
+    assert newest == sorted(newest, reverse=True)
+    meeting = next(s for s in found if any(ISLAM_TIMES_MEETING in a["url"] for a in s["articles"]))
+    assert {a["outlet"] for a in meeting["articles"]} == {"islam_times", "al_mayadeen"}
+    assert meeting["first_reporter"] == "al_mayadeen"  # 14:59 Beirut is before 21:40 Tehran
+    assert meeting["label"] in {a["title"] for a in meeting["articles"]}
+    for article in meeting["articles"]:
+        assert set(article) >= {"id", "url", "outlet", "title", "published_at", "reprint_of"}
+    ratification = next(
+        s for s in found if any(KCNA_RATIFICATION in a["url"] for a in s["articles"])
+    )
+    by_outlet = {a["outlet"]: a for a in ratification["articles"]}
+    assert by_outlet["kcna_watch"]["reprint_of"] == by_outlet["pyongyang_times"]["id"]
+    assert by_outlet["pyongyang_times"]["reprint_of"] is None
+    assert ratification["first_reporter"] == "pyongyang_times"
+
+    two_outlets = run_cli(
+        "stories", "--json", "--min-outlets", "2", "--outlet", "islam_times", db_url=mirrored.db_url
+    )
+    assert [s["id"] for s in json.loads(two_outlets.stdout)] == [meeting["id"]]
+    in_2023 = run_cli("stories", "--json", "--until", "2024-01-01", db_url=mirrored.db_url)
+    assert [len(s["articles"]) for s in json.loads(in_2023.stdout)] == [2]
+    shown = run_cli("stories", db_url=mirrored.db_url)
+    assert "2 articles, 2 outlets (al_mayadeen, islam_times); first: al_mayadeen" in shown.stdout
+
+
+def test_stories_rejects_an_unknown_outlet_and_a_bad_date(mirrored):
+    unknown = run_cli("stories", "--outlet", "nowhere", db_url=mirrored.db_url)
+    assert unknown.returncode == 2 and "no outlet 'nowhere'" in unknown.stderr
+    bad = run_cli("changes", "--since", "yesterday", db_url=mirrored.db_url)
+    assert bad.returncode == 2 and "--since 'yesterday'" in bad.stderr
+
+
+def test_show_search_and_export_know_the_copies_and_the_story(mirrored):
+    archive = Archive(mirrored.db_url)
+    with archive.sessions() as session:
+        kcna_id, pt_id = (
+            session.scalar(select(Article.id).where(Article.url.contains(part)))
+            for part in (KCNA_RATIFICATION, PT_RATIFICATION)
+        )
+    archive.dispose()
+    shown = json.loads(run_cli("show", str(pt_id), "--json", db_url=mirrored.db_url).stdout)
+    assert [c["id"] for c in shown["copies"]] == [kcna_id]
+    assert shown["reprint_of"] is None and shown["story"]["id"] == shown["story_id"]
+    assert {a["id"] for a in shown["story"]["articles"]} == {kcna_id, pt_id}
+    text = run_cli("show", str(pt_id), db_url=mirrored.db_url).stdout
+    assert "also published by" in text and "kcna_watch" in text
+
+    hits = json.loads(run_cli("search", "Matsegora", "--json", db_url=mirrored.db_url).stdout)
+    ratification = [h for h in hits if h["id"] in (kcna_id, pt_id)]
+    assert len(ratification) == 1 and ratification[0]["copies"] == 1
+    every = json.loads(
+        run_cli("search", "Matsegora", "--json", "--all-copies", db_url=mirrored.db_url).stdout
+    )
+    assert {kcna_id, pt_id} <= {h["id"] for h in every}
+    plain = run_cli("search", "Matsegora", db_url=mirrored.db_url).stdout
+    assert "+1 copy" in plain
+
+    exported = run_cli("export", "--format", "jsonl", db_url=mirrored.db_url)
+    records = {r["id"]: r for r in map(json.loads, exported.stdout.splitlines())}
+    assert records[kcna_id]["reprint_of"] == pt_id and records[pt_id]["reprint_of"] is None
+    assert records[kcna_id]["story_id"] == records[pt_id]["story_id"] == shown["story_id"]
+
+
+def test_rebuild_gives_what_incremental_maintenance_gave(mirrored):
+    before = links(mirrored.db_url)
+    result = run_cli("stories", "rebuild", db_url=mirrored.db_url)
+    assert result.returncode == 0, result.stderr
+    assert "3 copies, 5 stories" in result.stdout
+    assert links(mirrored.db_url) == before
+
+
+def test_reparse_relinks_an_article_whose_stored_text_had_drifted(mirrored):
+    archive = Archive(mirrored.db_url)
+    try:
+        with archive.transaction() as session:
+            kcna_id = session.scalar(
+                select(Article.id).where(Article.url.contains(KCNA_RATIFICATION))
+            )
+            session.execute(
+                update(Article).where(Article.id == kcna_id).values(body="A stale text.")
+            )
+            index_article(session, kcna_id)
+    finally:
+        archive.dispose()
+    drifted, _ = links(mirrored.db_url)
+    assert KCNA_RATIFICATION not in drifted
+    result = run_cli(
+        "reparse", "--outlet", "kcna_watch", db_url=mirrored.db_url, sources=mirrored.sources
+    )
+    assert result.returncode == 0, result.stderr
+    assert links(mirrored.db_url) == (MIRROR_COPIES, MIRROR_STORIES)
+
+
+def test_warc_import_into_an_empty_archive_links_the_same_copies_and_stories(mirrored, request):
+    path = mirrored.tmp / "all.warc.gz"
+    exported = run_cli("warc", "export", "-o", str(path), db_url=mirrored.db_url)
+    assert exported.returncode == 0, exported.stderr
+    target = fresh_archive_url(request, mirrored.tmp / "imported.db")
+    imported_url = next(target)
+    try:
+        result = run_cli("warc", "import", str(path), db_url=imported_url, sources=mirrored.sources)
+        assert result.returncode == 0, result.stderr
+        assert links(imported_url) == (MIRROR_COPIES, MIRROR_STORIES)
+    finally:
+        next(target, None)
+
+
+def _by_key(archive: Archive, ids: dict[str, int]) -> tuple[dict[str, str], dict[str, str]]:
+    copies, stories = predicted_labels(archive, ids)
+    return copies, stories
+
+
+def test_an_edited_copy_at_another_outlet_is_linked_to_its_original(archive):
+    original = next(a for a in mirror_articles() if a.key == ISLAM_TIMES_MEETING)
+    copy = edited_copy(original, "copy", "wire_c", "https://wire-c.example/a/1", seed=1)
+    ids = store_set(archive, [original, copy])
+    with archive.sessions() as session:
+        row = session.get_one(ArticleSignature, ids["copy"])
+        assert row.reprint_of == ids[original.key]
+        assert 0.5 <= (row.similarity or 0) < 1.0
+        assert row.story_id is not None
+        assert session.get_one(ArticleSignature, ids[original.key]).story_id == row.story_id
+
+
+def test_a_copy_stored_before_its_original_is_relinked_when_the_original_arrives(archive):
+    original = next(a for a in mirror_articles() if a.key == AL_MAYADEEN_MEETING)
+    first_copy = edited_copy(original, "first", "wire_c", "https://wire-c.example/a/1", seed=2)
+    second_copy = edited_copy(
+        original, "second", "wire_d", "https://wire-d.example/b", seed=3, hours=9
+    )
+    ids = store_set(archive, [first_copy, second_copy])
+    with archive.sessions() as session:
+        assert session.get_one(ArticleSignature, ids["second"]).reprint_of == ids["first"]
+    ids |= store_set(archive, [original])
+    with archive.sessions() as session:
+        rows = {
+            key: session.get_one(ArticleSignature, article_id) for key, article_id in ids.items()
+        }
+        assert rows[original.key].reprint_of is None
+        assert rows["first"].reprint_of == rows["second"].reprint_of == ids[original.key]
+        assert len({r.story_id for r in rows.values()}) == 1
+        story = session.get_one(Story, rows["first"].story_id)
+        assert story.article_count == 3 and story.outlet_count == 3
+        assert story.first_published_at == original.published_at
+
+
+def test_a_near_copy_at_another_url_of_the_same_outlet_is_a_copy(archive):
+    original = next(a for a in mirror_articles() if a.key == SHOIGU_MEETS)
+    moved = edited_copy(
+        original, "moved", "urdupoint", "https://www.urdupoint.com/en/world/x-1.html", 4
+    )
+    ids = store_set(archive, [original, moved])
+    with archive.sessions() as session:
+        assert session.get_one(ArticleSignature, ids["moved"]).reprint_of == ids[original.key]
+
+
+def test_different_events_sharing_names_are_not_copies_and_stay_apart(archive):
+    meeting = next(a for a in mirror_articles() if a.key == AL_MAYADEEN_MEETING)
+    others = [a for a in OTHER_WORDS if a.key in ("other-kim-factory", "other-putin-vietnam")]
+    store_set(archive, [meeting, *others])
+    with archive.sessions() as session:
+        rows = session.scalars(select(ArticleSignature)).all()
+        assert [r.reprint_of for r in rows] == [None] * 3
+        assert [r.story_id for r in rows] == [None] * 3
+        assert session.scalar(select(Story.id)) is None
+        # the LSH index is in the archive: one row per band
+        assert session.scalar(select(SignatureBand.band_key).limit(1)) is not None
+
+
+def test_the_labelled_set_scores_above_its_floors(archive):
+    scores = evaluate(archive)
+    assert scores.copy_precision == 1.0 and scores.copy_recall == 1.0
+    assert scores.bcubed_f1 >= 0.9
+    assert scores.story_recall >= 0.9
+
+
+def test_rebuild_of_the_labelled_set_equals_what_was_built_as_it_came(archive):
+    articles = labelled_set()
+    ids = store_set(archive, articles)
+    incremental = _by_key(archive, ids)
+    assert rebuild(archive) == len(articles)
+    rebuilt = _by_key(archive, ids)
+    # story ids may differ; the partition and the originals may not
+    assert rebuilt[0] == incremental[0]
+    assert _partition(rebuilt[1]) == _partition(incremental[1])
+
+
+def _partition(labels: dict[str, str]) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for key, label in labels.items():
+        groups.setdefault(label, set()).add(key)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_a_story_outside_the_window_is_another_story(archive):
+    meeting = next(a for a in mirror_articles() if a.key == AL_MAYADEEN_MEETING)
+    retold = next(a for a in OTHER_WORDS if a.key == "wire-krivoruchko")
+    late = replace(retold, key="late", published_at=retold.published_at + timedelta(days=30))
+    ids = store_set(archive, [meeting, late])
+    with archive.sessions() as session:
+        assert session.get_one(ArticleSignature, ids["late"]).story_id is None
+        assert session.get_one(ArticleSignature, ids[meeting.key]).story_id is None
+    ids |= store_set(archive, [retold])
+    with archive.sessions() as session:
+        in_window = session.get_one(ArticleSignature, ids[retold.key]).story_id
+        assert in_window is not None
+        assert session.get_one(ArticleSignature, ids[meeting.key]).story_id == in_window
+        # a copy is in its original's story however late it came
+        assert session.get_one(ArticleSignature, ids["late"]).story_id == in_window
+
+
+def run_in_terminal(*args: str, db_url: str) -> str:
+    """The command's output as a terminal shows it (run under a pseudo-terminal)."""
+    master, slave = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env |= {"CRAWLER_DATABASE_URL": db_url, "TERM": "xterm-256color", "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=ROOT,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=120)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_changes_lists_an_edit_between_two_crawls_with_a_word_diff(
+    db_url: str, kcna: MirrorServer, sources_file: Path
+):
+    assert crawl("kcna_watch", db_url=db_url, sources_file=sources_file).returncode == 0
+    nothing = run_cli("changes", "--json", db_url=db_url)
+    assert nothing.returncode == 0 and json.loads(nothing.stdout) == []
+    kcna.edit(
+        "/newstream/1732523411-283960/"
+        "kim-chaek-university-of-technology-boosts-r-d-links-with-industry/",
+        "more than 30 units",
+        "more than 40 units",
+    )
+    result = crawl("kcna_watch", "--refresh", db_url=db_url, sources_file=sources_file)
+    assert result.returncode == 0, result.stderr
+    listed = run_cli("changes", "--since", "1h", "--json", db_url=db_url)
+    assert listed.returncode == 0, listed.stderr
+    edits = json.loads(listed.stdout)
+    assert len(edits) == 1
+    edit = edits[0]
+    assert edit["outlet"] == "kcna_watch" and KCNA_KIM_CHAEK in edit["url"]
+    assert (edit["from_version"], edit["to_version"]) == (1, 2)
+    assert [c["field"] for c in edit["changes"]] == ["body"]
+    assert "more than [-30-] {+40+} units" in edit["changes"][0]["diff"]
+    text = run_cli("changes", "--outlet", "kcna_watch", db_url=db_url)
+    assert "[-30-]" in text.stdout and "{+40+}" in text.stdout
+    # on a terminal the removed word is struck through in red, the added one green
+    shown = run_in_terminal("changes", db_url=db_url)
+    assert re.search(r"\x1b\[[0-9;]*9[0-9;]*m30", shown), shown
+    assert re.search(r"\x1b\[[0-9;]*32[0-9;]*m40", shown), shown
+    assert "[-30-]" not in shown
+    other = run_cli("changes", "--json", "--since", "2999-01-01", db_url=db_url)
+    assert json.loads(other.stdout) == []
