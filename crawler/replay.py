@@ -11,7 +11,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ from crawler.items import ArticleItem, FetchedPage
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.pipelines.validate import missing_fields
+from crawler.read.warc import WarcPage
 from crawler.spiders.base import ListingEntry, NewsSpider
 from crawler.stories import index_article
 from crawler.topics import TopicTagger
@@ -232,12 +233,16 @@ def import_pages(
     counts: Counter[str] = Counter()
     source_ids: dict[str, int] = {}
     replayer.open(archive)
-    for page in pages:
+    for read in pages:
         tick()
-        if isinstance(page, str):
-            counts[page] += 1
+        if isinstance(read, str):
+            counts[read] += 1
             continue
-        source = replayer.source_for(page.requested_url)
+        page, metadata = (read.page, read.metadata) if isinstance(read, WarcPage) else (read, None)
+        # the outlet the exporting archive filed the page under, else the one on its host
+        named = (metadata or {}).get("outlet")
+        source = replayer.sources.sources.get(named) if isinstance(named, str) else None
+        source = source or replayer.source_for(page.requested_url)
         if source is None:
             counts["no configured source for the host"] += 1
             continue
@@ -248,7 +253,7 @@ def import_pages(
             if not 200 <= page.status < 300:
                 counts[f"HTTP {page.status}"] += 1
                 continue
-            item = replayer.parse(source.name, page)
+            item = replayer.parse(source.name, page, listing_entry(page, metadata))
         except Skipped as skipped:
             counts[str(skipped)] += 1
             continue
@@ -260,6 +265,24 @@ def import_pages(
         with archive.transaction() as session:
             counts[archive_replayed(session, replayer, source_ids[source.name], item)] += 1
     return counts
+
+
+def listing_entry(page: FetchedPage, metadata: dict[str, Any] | None) -> ListingEntry | None:
+    """The page as a listing showed it, from a WARC's metadata record: its publication date
+    (some outlets date an article only in their listings, which are not archived)."""
+    if not metadata:
+        return None
+    day, at = metadata.get("published_date"), metadata.get("published_at")
+    try:
+        if metadata.get("published_precision") == "day" and isinstance(day, str):
+            published = datetime.combine(date.fromisoformat(day), time(0))  # local midnight
+        elif isinstance(at, str):
+            published = datetime.fromisoformat(at)
+        else:
+            return None
+    except ValueError:
+        return None
+    return ListingEntry(url=page.requested_url, published=published)
 
 
 def reparse_article(

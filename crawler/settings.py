@@ -8,6 +8,8 @@ from crawler.config import DEFAULT_MAX_PAGE_SIZE
 BOT_NAME = "crawler"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+# `scrapy crawl` exits 1 when its run failed; `scrapy parse` records no run
+COMMANDS_MODULE = "crawler.commands"
 
 # Where the archive lives and which sources exist; both may be overridden per command.
 CRAWLER_DATABASE_URL = os.environ.get("CRAWLER_DATABASE_URL")

@@ -47,13 +47,17 @@ def add_article(
             source_id = source.id
         count = session.scalar(select(func.count()).select_from(Article)) or 0
         url = f"http://{outlet}.test/news/{count + 1}"
+        published_at = published or datetime(2024, 7, 1, 12, tzinfo=UTC)
         item = ArticleItem(
             outlet=outlet,
             url=url,
             title=title,
             body=body.split("\n\n"),
             summary=summary,
-            published_at=published or datetime(2024, 7, 1, 12, tzinfo=UTC),
+            published_at=published_at,
+            # as the clean pipeline dates an article whose outlet gave a time (in UTC)
+            published_date=published_at.date(),
+            published_precision="time",
         )
         item.canonical_url = url
         item.content_hash = content_hash(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -21,10 +22,11 @@ from warcio.warcwriter import WARCWriter
 from crawler.db.models import Article, ArticleVersion, Snapshot
 from crawler.db.queries import payload_bytes
 from crawler.db.session import Archive
-from crawler.mirror import MirrorServer
+from crawler.mirror import SITES_DIR, MirrorServer
 from crawler.read.warc import http_headers, status_line
-from tests.conftest import crawl, fresh_archive_url, run_cli
+from tests.conftest import crawl, fresh_archive_url, run_cli, write_sources
 from tests.pages import page_text
+from tests.test_pyongyang_times import chromium  # noqa: F401 (a fixture)
 
 KIM_CHAEK = (
     "/newstream/1732523411-283960/"
@@ -134,11 +136,18 @@ def test_export_is_read_back_by_warcio_with_the_stored_payloads(crawled, tmp_pat
                     record.content_stream().read(),
                 )
             )
-    assert [r[0] for r in records] == ["warcinfo"] + ["response"] * 5
+    # each response is followed by the metadata record of what the archive knows of the page
+    assert [r[0] for r in records] == ["warcinfo"] + ["response", "metadata"] * 5
     info = records[0][1]
     assert info.protocol == "WARC/1.1" and info.get_header("WARC-Filename") == "archive.warc.gz"
     assert b"software: news-archive-crawler/" in records[0][3]
-    for snapshot, (_, warc, http, payload) in zip(snapshots, records[1:], strict=True):
+    for (_, response, _, _), (_, meta, _, fields) in zip(records[1::2], records[2::2], strict=True):
+        assert meta.get_header("WARC-Refers-To") == response.get_header("WARC-Record-ID")
+        assert meta.get_header("WARC-Target-URI") == response.get_header("WARC-Target-URI")
+        assert meta.get_header("Content-Type") == "application/vnd.news-archive.page+json"
+        known = json.loads(fields)
+        assert known["outlet"] == "kcna_watch" and known["published_precision"] == "day"
+    for snapshot, (_, warc, http, payload) in zip(snapshots, records[1::2], strict=True):
         assert warc.protocol == "WARC/1.1"
         assert warc.get_header("WARC-Target-URI") == snapshot["requested_url"]
         assert (
@@ -157,7 +166,7 @@ def test_export_is_read_back_by_warcio_with_the_stored_payloads(crawled, tmp_pat
         assert http.get_header("Content-Type") == stored["content-type"][0]
         assert http.get_header("ETag") == stored["etag"][0]
     # the two fetches of the edited article are both there, oldest first
-    kim = [r for r in records[1:] if r[1].get_header("WARC-Target-URI").endswith(KIM_CHAEK)]
+    kim = [r for r in records[1::2] if r[1].get_header("WARC-Target-URI").endswith(KIM_CHAEK)]
     assert b"more than 30 units" in kim[0][3] and b"more than 40 units" in kim[1][3]
 
 
@@ -170,7 +179,7 @@ def test_every_record_is_its_own_gzip_member_with_a_correct_block_digest(crawled
         for record in iterator:
             record.content_stream().read()
             offsets.append((iterator.get_record_offset(), iterator.get_record_length()))
-    assert len(offsets) == 6 and offsets[0][0] == 0
+    assert len(offsets) == 11 and offsets[0][0] == 0
     assert sum(length for _, length in offsets) == len(raw)
     for offset, length in offsets:
         member = gzip.decompress(raw[offset : offset + length])  # decompresses on its own
@@ -401,3 +410,56 @@ def test_http_headers_describe_the_stored_payload():
         ("Content-Length", "4567"),
     ]
     assert status_line(404) == "404 Not Found" and status_line(599) == "599"
+
+
+@pytest.mark.usefixtures("chromium")
+def test_export_then_import_with_no_sources_file_rebuilds_the_archive(db_url, kcna, tmp_path):
+    """The WARC carries each page's outlet and publication date (a metadata record after its
+    response): imported into an empty archive with only the bundled sources file (whose hosts
+    are not the mirrors'), the articles come back the same, The Pyongyang Times' dates (read
+    from a listing that is not archived) included."""
+    with MirrorServer(SITES_DIR / "pyongyang_times") as pyongyang:
+        mirrors = {"kcna_watch": kcna.base_url, "pyongyang_times": pyongyang.base_url}
+        sources = write_sources(tmp_path / "mirrors.toml", mirrors)
+        source = f"sqlite:///{tmp_path / 'source.db'}"
+        result = crawl("kcna_watch", "pyongyang_times", db_url=source, sources_file=sources)
+        assert result.returncode == 0, result.stderr
+    path = export_warc(source, tmp_path / "archive.warc.gz")
+    with path.open("rb") as stream:
+        records = list(ArchiveIterator(stream))
+    metadata = [r for r in records if r.rec_type == "metadata"]
+    responses = [r for r in records if r.rec_type == "response"]
+    assert len(metadata) == len(responses) == len(stored_snapshots(source))
+    for response, meta in zip(responses, metadata, strict=True):
+        assert meta.rec_headers.get_header("WARC-Refers-To") == response.rec_headers.get_header(
+            "WARC-Record-ID"
+        )
+
+    result = run_cli("warc", "import", str(path), db_url=db_url)  # the bundled sources file
+    assert result.returncode == 0, result.stderr
+    original, rebuilt = articles(source), articles(db_url)
+    assert len(original) == 4 + 3  # kcna_watch's and pyongyang_times'
+    assert outcome_counts(result.stdout) == {
+        "new articles": 7,
+        "skipped: not a response record": 1,  # the warcinfo record
+    }
+    assert rebuilt == original
+    dated = published_dates(source)
+    assert published_dates(db_url) == dated
+    assert {precision for _, _, precision in dated.values()} == {"day"}
+    assert all(day is not None for _, day, _ in dated.values())
+
+
+def published_dates(db_url: str) -> dict[str, tuple[Any, Any, Any]]:
+    archive = Archive(db_url)
+    with archive.sessions() as session:
+        rows = session.execute(
+            select(
+                Article.canonical_url,
+                Article.published_at,
+                Article.published_date,
+                Article.published_precision,
+            )
+        ).all()
+    archive.dispose()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}

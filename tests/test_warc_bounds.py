@@ -82,8 +82,8 @@ def test_a_record_over_the_bound_is_skipped_without_being_inflated(tmp_path):
     # times), the same for any size of bomb: not 512 MiB
     assert peak < 48 * 1024 * 1024
     assert read[0] == "larger than the maximum page size (4194304 bytes)"
-    assert not isinstance(read[1], str) and read[1].requested_url == base + KIM_CHAEK
-    assert read[1].body == page(base, KIM_CHAEK)  # a page under the bound is read whole
+    assert not isinstance(read[1], str) and read[1].page.requested_url == base + KIM_CHAEK
+    assert read[1].page.body == page(base, KIM_CHAEK)  # a page under the bound is read whole
 
 
 def test_import_skips_and_names_a_page_over_the_default_bound(db_url, kcna, sources_file, tmp_path):

@@ -9,15 +9,16 @@ Import reads any WARC's response records back as fetched pages (see `crawler.rep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from io import BytesIO
 from typing import IO, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
@@ -26,12 +27,15 @@ from warcio.warcwriter import WARCWriter
 
 from crawler import __version__
 from crawler.config import DEFAULT_MAX_PAGE_SIZE
-from crawler.db.models import Payload, Snapshot, Source
+from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, Source
 from crawler.db.payloads import Unpacker
 from crawler.items import FetchedPage
 from crawler.read.export import outlet_names
 
 BATCH = 200
+# The metadata record after each response: the page's outlet and publication date (JSON).
+METADATA_TYPE = "application/vnd.news-archive.page+json"
+MAX_METADATA_BYTES = 64 * 1024
 BLOCK_READ = 1 << 16
 # Renamed, not dropped, so a reader still sees how the page was sent.
 RENAMED_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
@@ -105,6 +109,24 @@ def write_warc(
     )
     writer.write_record(info)
     info_id = info.rec_headers.get_header("WARC-Record-ID")
+    # the article a snapshot shows (its current text, or an earlier version's)
+    version = (
+        select(ArticleVersion.article_id)
+        .where(ArticleVersion.snapshot_id == Snapshot.id)
+        .order_by(ArticleVersion.id)
+        .limit(1)
+        .correlate(Snapshot)
+        .scalar_subquery()
+    )
+    current = (
+        select(Article.id)
+        .where(Article.snapshot_id == Snapshot.id)
+        .order_by(Article.id)
+        .limit(1)
+        .correlate(Snapshot)
+        .scalar_subquery()
+    )
+    shown = aliased(Article)
     statement = filters.apply(
         select(
             Snapshot.requested_url,
@@ -113,14 +135,21 @@ def write_warc(
             Snapshot.fetched_at,
             Payload.content,
             Payload.dictionary_id,
+            Source.name,
+            Source.base_url,
+            shown.published_at,
+            shown.published_date,
+            shown.published_precision,
         )
         .join(Source, Source.id == Snapshot.source_id)
         .join(Payload, Payload.sha256 == Snapshot.sha256)
+        .outerjoin(shown, shown.id == func.coalesce(current, version))
         .order_by(Snapshot.id)
     ).execution_options(yield_per=BATCH)
     unpack = Unpacker(session)
     count = 0
-    for url, status, headers, fetched_at, compressed, dictionary_id in session.execute(statement):
+    for row in session.execute(statement):
+        url, status, headers, fetched_at, compressed, dictionary_id = row[:6]
         body = unpack(compressed, dictionary_id)
         record = writer.create_warc_record(
             url,
@@ -134,9 +163,45 @@ def write_warc(
             },
         )
         writer.write_record(record)
+        writer.write_record(metadata_record(writer, record, fetched_at, *row[6:]))
         count += 1
         tick()
     return count
+
+
+def metadata_record(
+    writer: WARCWriter,
+    response: Any,
+    fetched_at: datetime,
+    outlet: str,
+    base_url: str,
+    published_at: datetime | None,
+    published_date: date | None,
+    published_precision: str | None,
+) -> Any:
+    """What the archive knows of a page beyond its bytes, for `warc import` to rebuild the
+    article: its outlet (so no sources file has to name the host) and its publication date
+    (which for some outlets came from a listing page, not from the page itself)."""
+    fields = {
+        "outlet": outlet,
+        "base_url": base_url,
+        "published_at": published_at.isoformat() if published_at else None,
+        "published_date": published_date.isoformat() if published_date else None,
+        "published_precision": published_precision,
+    }
+    payload = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return writer.create_warc_record(
+        response.rec_headers.get_header("WARC-Target-URI"),
+        "metadata",
+        payload=BytesIO(payload),
+        length=len(payload),
+        warc_content_type=METADATA_TYPE,
+        warc_headers_dict={
+            "WARC-Date": warc_date(fetched_at),
+            "WARC-Refers-To": response.rec_headers.get_header("WARC-Record-ID"),
+            "WARC-Warcinfo-ID": response.rec_headers.get_header("WARC-Warcinfo-ID"),
+        },
+    )
 
 
 def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -152,6 +217,16 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
+@dataclass
+class WarcPage:
+    """A page read back from a WARC, with what the archive that wrote it knew of it (its
+    outlet and publication date: see `metadata_record`), when it said."""
+
+    page: FetchedPage
+    record_id: str | None
+    metadata: dict[str, Any] | None = None
+
+
 class WarcReader:
     """Every record of a WARC: a response as the page it carries, else why it is no page.
 
@@ -164,25 +239,62 @@ class WarcReader:
         self.records = 0
         self.ended_early: str | None = None
 
-    def __iter__(self) -> Iterator[FetchedPage | str]:
+    def __iter__(self) -> Iterator[WarcPage | str]:
+        pending: WarcPage | None = None  # a page, until the record after it is read
         try:
             for record in ArchiveIterator(self.stream):
                 if record.format != "warc":
                     raise WarcError(f"not a WARC file (found a record of format {record.format!r})")
+                refers_to = record.rec_headers.get_header("WARC-Refers-To")
+                if (
+                    record.rec_type == "metadata"
+                    and pending is not None
+                    and refers_to is not None
+                    and refers_to == pending.record_id
+                ):
+                    metadata = self._metadata(record)
+                    if not self._complete(record):
+                        self._ended_early(record)
+                        break
+                    self.records += 1
+                    pending.metadata = metadata
+                    continue
                 outcome = self._page(record)
                 if not self._complete(record):
-                    self.ended_early = f"in record {self.records + 1}" + (
-                        f" ({record.rec_headers.get_header('WARC-Target-URI')})"
-                        if record.rec_headers.get_header("WARC-Target-URI")
-                        else ""
-                    )
-                    return
+                    self._ended_early(record)
+                    break
                 self.records += 1
-                yield outcome
+                if pending is not None:
+                    yield pending
+                    pending = None
+                if isinstance(outcome, FetchedPage):
+                    pending = WarcPage(outcome, record.rec_headers.get_header("WARC-Record-ID"))
+                else:
+                    yield outcome
         except ArchiveLoadFailed as exc:
             reason = str(exc)  # may quote a whole line of binary junk
             reason = reason if len(reason) <= 100 else reason[:100] + "..."
             raise WarcError(f"not a readable WARC: {reason}") from None
+        if pending is not None:
+            yield pending
+
+    def _ended_early(self, record: Any) -> None:
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        self.ended_early = f"in record {self.records + 1}" + (f" ({url})" if url else "")
+
+    @staticmethod
+    def _metadata(record: Any) -> dict[str, Any] | None:
+        """The fields of a metadata record this program wrote (None for any other)."""
+        if record.rec_headers.get_header("Content-Type") != METADATA_TYPE:
+            return None
+        data = record.raw_stream.read(MAX_METADATA_BYTES + 1)
+        if len(data) > MAX_METADATA_BYTES:
+            return None
+        try:
+            fields = json.loads(data)
+        except ValueError:
+            return None
+        return fields if isinstance(fields, dict) else None
 
     @staticmethod
     def _complete(record: Any) -> bool:
@@ -225,6 +337,6 @@ class WarcReader:
 
 def read_warc(
     stream: IO[bytes], max_page_size: int = DEFAULT_MAX_PAGE_SIZE
-) -> Iterator[FetchedPage | str]:
+) -> Iterator[WarcPage | str]:
     """Every record of a WARC: a response as the page it carries, else why it is no page."""
     return iter(WarcReader(stream, max_page_size))

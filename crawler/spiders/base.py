@@ -477,7 +477,9 @@ class NewsSpider(Spider):
 
     # -- articles --------------------------------------------------------------------------
 
-    def parse_article(self, response: Response, entry: ListingEntry) -> Iterator[Any]:
+    def parse_article(self, response: Response, entry: ListingEntry | None = None) -> Iterator[Any]:
+        # (no entry: `scrapy parse -c parse_article URL` calls it with the response alone)
+        entry = entry or ListingEntry(url=response.url)
         if response.status == 304:
             yield NotModifiedItem(self.name, entry.url, response.meta.get("article_id"))
             return
