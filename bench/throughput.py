@@ -1,284 +1,538 @@
-"""Throughput of the archive path against the bare fetch-and-parse baseline.
+"""Throughput, start-up and memory of `crawler crawl` against a bare Scrapy spider.
 
-Serves N generated kcna_watch-style article pages (30-100 KB each) from a local mirror and, in
-one run, crawls them with the same spider twice, each crawl in its own process: once with no
-item pipelines (the baseline) and once through the whole archive path into SQLite. Prints
-pages per second for both, their ratio, and each crawl's peak memory (RSS).
+Serves N generated kcna_watch-style article pages (about 65 KB each, crawler/mirror/generated.py)
+from a local mirror and, in alternating rounds, crawls them with
 
-    python bench/throughput.py [--pages 2000] [--rounds 3] [--keep DIR]
+- the baseline: bench/bare_spider.py, a plain `scrapy.Spider` with none of the project's code or
+  settings, the same selectors, yielding dicts to no pipeline;
+- `crawler crawl kcna_watch` into a fresh archive (every page snapshotted, every article stored),
+  then `crawler crawl kcna_watch --refresh` of the now fully archived outlet;
 
-With several rounds the two crawls alternate, each on a fresh archive, and the medians are
-reported: on a 2-core machine one crawl's speed varies by a tenth from run to run.
+each in its own process, measured from outside: pages/s from the first article request to the
+process's exit, CPU ms per page (user + system of the process and its children, start-up
+included), start-up (launch to first article request, as the mirror saw it) and the peak RSS of
+the whole process tree (psutil, sampled every 0.1 s). Same concurrency (16), no delay, no
+AutoThrottle, robots.txt obeyed. Then the archive-size case: the same first crawl and refresh
+into an archive already holding BIG articles of the outlet (bulk-inserted, not crawled).
+
+All of it on SQLite and, given a PostgreSQL server URL (--postgres, or CRAWLER_BENCH_POSTGRES_URL
+or CRAWLER_TEST_POSTGRES_URL), on PostgreSQL, in databases the bench creates and drops.
+
+    python bench/throughput.py [--pages 3000] [--rounds 3] [--big 200000] [--postgres URL]
+                               [--databases sqlite,postgresql] [--keep DIR]
+
+Prints every run's figures, then medians and the ratios measured in this run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-PER_LISTING = 50
-WORDS = [
-    "delegation",
-    "ministry",
-    "cooperation",
-    "reception",
-    "treaty",
-    "partnership",
-    "comrade",
-    "government",
-    "defence",
-    "relations",
-    "friendship",
-    "military",
-    "strategic",
-    "economy",
-    "development",
-    "agricultural",
-    "factory",
-    "workers",
-    "construction",
-    "province",
-    "county",
-    "national",
-    "committee",
-    "party",
-    "central",
-    "people",
-    "republic",
-    "russian",
-    "korean",
-    "minister",
-    "president",
-    "visit",
-    "talks",
-    "agreement",
-    "exchange",
-    "culture",
-    "science",
-    "technology",
-]
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE_SPIDER = Path(__file__).with_name("bare_spider.py")
+ARTICLE = re.compile(r"^/newstream/\d+-\d+/[^/]+/$")
+CONCURRENCY = 16
+SAMPLE_EVERY = 0.1
+CRAWL_SETTINGS = (
+    "AUTOTHROTTLE_ENABLED=False",
+    "DOWNLOAD_DELAY=0",
+    f"CONCURRENT_REQUESTS={CONCURRENCY}",
+    f"CONCURRENT_REQUESTS_PER_DOMAIN={CONCURRENCY}",
+    "LOG_LEVEL=WARNING",
+)
 
 
-def paragraph(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 90))).capitalize() + "."
+@dataclass(frozen=True)
+class Figures:
+    """One crawl, measured from outside its process."""
 
+    articles: int
+    not_modified: int
+    startup: float
+    seconds: float
+    pages_per_second: float
+    cpu_ms_per_page: float
+    peak_rss_mb: float
 
-def article_html(index: int, rng: random.Random) -> tuple[str, str, str]:
-    """(path, title, page) of one article page of 30-100 KB, shaped like the real ones."""
-    path = f"/newstream/{1700000000 + index}-{100000 + index}/generated-item-{index}/"
-    title = f"Generated item {index}: " + " ".join(rng.choice(WORDS) for _ in range(6))
-    target = rng.randint(31_000, 98_000)
-    body = "\n".join(f"<p>{paragraph(rng)}</p>" for _ in range(rng.randint(6, 14)))
-    more = []
-    size = len(body)
-    while size < target:
-        snippet = paragraph(rng)[:130]
-        item = (
-            f'<li class="more-from-item">\n<a class="more-from-link" '
-            f'href="/newstream/1-{rng.randint(1, 10**6)}/x/">'
-            f'{snippet}</a><span class="more-from-date">February 07, 2026</span>'
-            f'<p class="more-from-excerpt">{snippet}</p></li>'
+    def line(self, label: str) -> str:
+        return (
+            f"  {label:28} {self.articles:6d} pages ({self.not_modified:5d} x 304) "
+            f"{self.pages_per_second:7.1f} pages/s {self.cpu_ms_per_page:6.2f} CPU ms/page "
+            f"start-up {self.startup:5.2f} s  wall {self.seconds:6.1f} s  "
+            f"peak RSS {self.peak_rss_mb:6.1f} MB"
         )
-        more.append(item)
-        size += len(item)
-    day = 1 + index % 28
-    page = f"""<!DOCTYPE html><html lang="en-US"><head><meta charset="UTF-8">
-<title>{title} | KCNA Watch</title>
-<link rel="canonical" href="{{{{BASE}}}}{path}">
-<meta property="og:title" content="{title}">
-<meta property="article:published_time" content="2024-11-{day:02d}T09:55:12+00:00">
-</head><body><header><nav><ul><li><a href="/newstream/">Newstream</a></li></ul></nav></header>
-<main><article><header class="entry-header"><h1 class="article-title">{title}</h1>
-<div class="article-meta"><span class="meta-date">Date:
-<time datetime="2024-11-{day:02d}">{day:02d}/11/2024</time></span>
-<span class="meta-source">Source: <span class="article-source">Pyongyang Times</span></span>
-<a class="article-original" href="http://www.pyongyangtimes.com.kp/?bbs={40000 + index}">
-Read original version at source</a>
-</div></header><div class="article-content entry-content">{body}</div>
-<section class="more-from"><h3>More From Pyongyang Times</h3><ul>{"".join(more)}</ul></section>
-</article></main><footer><p>&copy; 2024 KCNA Watch. All rights reserved.</p></footer>
-</body></html>"""
-    return path, title, page
 
 
-def listing_html(paths: list[tuple[str, str]], page: int, pages: int) -> str:
-    items = "".join(
-        f'<article class="newstream-item">\n<h2 class="entry-title"><a href="{p}">{t}</a></h2>'
-        "</article>"
-        for p, t in paths
+def tree_rss(root: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants, now."""
+    total = 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def measure(command: list[str], server: object, env: dict[str, str], log: Path) -> Figures:
+    """Run a crawl to its end and measure it from outside."""
+    from crawler.mirror import MirrorServer
+
+    assert isinstance(server, MirrorServer)
+    server.clear_requests()
+    launched = time.time()
+    with log.open("w") as errors:
+        child = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors
+        )
+    root = psutil.Process(child.pid)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, tree_rss(root))
+        time.sleep(SAMPLE_EVERY)
+    exited = time.time()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {child.returncode}:\n{log.read_text()}")
+    articles = [r for r in server.requests if r.time >= launched and ARTICLE.match(r.path)]
+    if not articles:
+        raise SystemExit(f"{' '.join(command)} requested no article:\n{log.read_text()}")
+    first = min(r.time for r in articles)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Figures(
+        articles=len(articles),
+        not_modified=sum(1 for r in articles if r.status == 304),
+        startup=first - launched,
+        seconds=exited - launched,
+        pages_per_second=len(articles) / (exited - first),
+        cpu_ms_per_page=1000 * cpu / len(articles),
+        peak_rss_mb=peak / 2**20,
     )
-    nxt = (
-        f'<a class="next page-numbers" href="/newstream/page/{page + 1}/">Next</a>'
-        if page < pages
-        else ""
-    )
-    head = "<!DOCTYPE html><html><head><title>Newstream</title></head>"
-    return f"{head}<body><main>{items}{nxt}</main></body></html>"
 
 
-def build_site(root: Path, count: int) -> Path:
-    """A mirror site folder (routes.json + files) with `count` articles."""
-    rng = random.Random(20241130)
-    site = root / "kcna_watch"
-    (site / "pages").mkdir(parents=True)
-    routes: dict[str, dict[str, object]] = {}
-    html = "text/html; charset=utf-8"
-
-    def add(route: str, name: str, text: str, content_type: str = html) -> None:
-        (site / "pages" / name).write_text(text, encoding="utf-8")
-        routes[route] = {
-            "file": f"pages/{name}",
-            "status": 200,
-            "content_type": content_type,
-            "headers": {},
-        }
-
-    add(
-        "/robots.txt",
-        "robots.txt",
-        "User-agent: *\nDisallow: /wp-admin/\n",
-        "text/plain; charset=utf-8",
-    )
-    add(
-        "/newstream/feed/",
-        "feed.xml",
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>',
-        "application/rss+xml; charset=utf-8",
-    )
-    articles = []
-    for index in range(count):
-        path, title, page = article_html(index, rng)
-        add(path, f"a{index}.html", page)
-        articles.append((path, title))
-    pages = max(1, -(-count // PER_LISTING))
-    for page in range(1, pages + 1):
-        chunk = articles[(page - 1) * PER_LISTING : page * PER_LISTING]
-        route = "/newstream/" if page == 1 else f"/newstream/page/{page}/"
-        add(route, f"listing{page}.html", listing_html(chunk, page, pages))
-    (site / "routes.json").write_text(json.dumps(routes), encoding="utf-8")
-    return site
+# -- archives ----------------------------------------------------------------------------------
 
 
-def run_child(mode: str, base: str, workdir: Path, pages: int) -> dict[str, float]:
-    """Crawl in a child process (one reactor per process) and return its figures."""
-    result = workdir / f"{mode}.json"
-    for stale in workdir.glob(f"{mode}.db*"):  # every round starts from an empty archive
-        stale.unlink()
-    subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            mode,
-            "--base",
-            base,
-            "--workdir",
-            str(workdir),
-            "--pages",
-            str(pages),
-        ],
-        check=True,
-    )
-    return json.loads(result.read_text())
+class Archives:
+    """Fresh archives of one database kind, made from a migrated template."""
+
+    kind = ""
+
+    def fresh(self, name: str, *, big: bool = False) -> str:
+        raise NotImplementedError
+
+    def build_big(self, base_url: str, articles: int) -> None:
+        """Make the template of the large archive."""
+        raise NotImplementedError
+
+    def drop(self, url: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Remove every database made."""
 
 
-def child(mode: str, base: str, workdir: Path, pages: int) -> None:
-    from scrapy.crawler import CrawlerProcess
+class SqliteArchives(Archives):
+    kind = "SQLite"
 
-    from crawler.runner import crawl_settings
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.template = workdir / "template.db"
+        self.big_template = workdir / "big-template.db"
+        migrate(f"sqlite:///{self.template}")
 
+    def fresh(self, name: str, *, big: bool = False) -> str:
+        target = self.workdir / f"{name}.db"
+        for stale in self.workdir.glob(f"{name}.db*"):
+            stale.unlink()
+        shutil.copyfile(self.big_template if big else self.template, target)
+        return f"sqlite:///{target}"
+
+    def build_big(self, base_url: str, articles: int) -> None:
+        shutil.copyfile(self.template, self.big_template)
+        bulk_insert(f"sqlite:///{self.big_template}", base_url, articles)
+
+    def drop(self, url: str) -> None:
+        path = Path(url.removeprefix("sqlite:///"))
+        for file in path.parent.glob(path.name + "*"):
+            file.unlink()
+
+
+class PostgresArchives(Archives):
+    kind = "PostgreSQL"
+
+    def __init__(self, server_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.server = make_url(server_url)
+        self.prefix = f"bench_tp_{os.getpid()}"
+        self.made: list[str] = []
+        self.template = self._create("template")
+        migrate(self._url(self.template))
+        self.big_template: str | None = None
+
+    def _url(self, database: str) -> str:
+        return self.server.set(database=database).render_as_string(hide_password=False)
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+
+        url = self.server.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(statement.encode())
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        database = f"{self.prefix}_{name}"
+        self._admin(f'DROP DATABASE IF EXISTS "{database}"')
+        self._admin(
+            f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else "")
+        )
+        self.made.append(database)
+        return database
+
+    def fresh(self, name: str, *, big: bool = False) -> str:
+        template = self.big_template if big else self.template
+        return self._url(self._create(name, template))
+
+    def build_big(self, base_url: str, articles: int) -> None:
+        self.big_template = self._create("big_template", self.template)
+        bulk_insert(self._url(self.big_template), base_url, articles)
+
+    def drop(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        self._admin(f'DROP DATABASE IF EXISTS "{database}"')
+        if database in self.made:
+            self.made.remove(database)
+
+    def close(self) -> None:
+        for database in list(self.made):
+            self._admin(f'DROP DATABASE IF EXISTS "{database}"')
+        self.made.clear()
+
+
+def migrate(url: str) -> None:
+    from crawler.db.session import make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def bulk_insert(url: str, base_url: str, count: int) -> None:
+    """`count` archived articles of kcna_watch, each with its snapshot, by direct inserts."""
+    from sqlalchemy import insert
+
+    from crawler.db.models import Article, Payload, Snapshot, Source
+    from crawler.db.session import make_engine
+
+    engine = make_engine(url)
+    words = [
+        "ministry",
+        "delegation",
+        "treaty",
+        "cooperation",
+        "factory",
+        "harvest",
+        "province",
+        "reception",
+    ]
+    now = datetime.now(UTC) - timedelta(days=1)
+    body = b"<html><body><p>archived</p></body></html>"
+    try:
+        with engine.begin() as connection:
+            source_id = connection.execute(
+                insert(Source)
+                .values(name="kcna_watch", base_url=base_url, created_at=now)
+                .returning(Source.id)
+            ).scalar_one()
+            connection.execute(
+                insert(Payload).values(sha256="0" * 64, size=len(body), content=body)
+            )
+        chunk = 5000
+        for start in range(0, count, chunk):
+            indexes = range(start, min(start + chunk, count))
+            with engine.begin() as connection:
+                snapshot_ids = [
+                    row[0]
+                    for row in connection.execute(
+                        insert(Snapshot).returning(Snapshot.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "source_id": source_id,
+                                "run_id": None,
+                                "requested_url": archived_url(base_url, index),
+                                "final_url": archived_url(base_url, index),
+                                "status": 200,
+                                "headers": {"ETag": [f'"{index:020d}"']},
+                                "fetched_at": now,
+                                "sha256": "0" * 64,
+                                "size": len(body),
+                            }
+                            for index in indexes
+                        ],
+                    )
+                ]
+                connection.execute(
+                    insert(Article),
+                    [
+                        {
+                            "source_id": source_id,
+                            "url": archived_url(base_url, index),
+                            "canonical_url": archived_url(base_url, index),
+                            "title": f"Archived item {index}",
+                            "published_at": now - timedelta(minutes=index),
+                            "body": " ".join(words[(index + k) % len(words)] for k in range(60)),
+                            "content_hash": f"{index:064x}",
+                            "partial": False,
+                            "version": 1,
+                            "first_seen_at": now,
+                            "last_seen_at": now,
+                            "updated_at": now,
+                            "snapshot_id": snapshot_id,
+                        }
+                        for index, snapshot_id in zip(indexes, snapshot_ids, strict=True)
+                    ],
+                )
+    finally:
+        engine.dispose()
+
+
+def archived_url(base_url: str, index: int) -> str:
+    return f"{base_url}/newstream/{1600000000 + index}-{index}/archived-item-{index}/"
+
+
+def archive_counts(url: str) -> tuple[int, int]:
+    """(articles, snapshots) in an archive."""
+    from sqlalchemy import func, select
+
+    from crawler.db.models import Article, Snapshot
+    from crawler.db.session import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            articles = connection.scalar(select(func.count()).select_from(Article))
+            snapshots = connection.scalar(select(func.count()).select_from(Snapshot))
+            return int(articles or 0), int(snapshots or 0)
+    finally:
+        engine.dispose()
+
+
+# -- the runs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    bare: list[Figures]
+    crawl: list[Figures]
+    refresh: list[Figures]
+    big_crawl: list[Figures]
+    big_refresh: list[Figures]
+
+
+def crawler_env(db_url: str, sources: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    return env | {"CRAWLER_DATABASE_URL": db_url, "CRAWLER_SOURCES": str(sources)}
+
+
+def crawl_command(refresh: bool = False) -> list[str]:
+    command = [sys.executable, "-m", "crawler.cli", "crawl", "kcna_watch", "--no-progress"]
+    for setting in CRAWL_SETTINGS:
+        command += ["-s", setting]
+    return command + (["--refresh"] if refresh else [])
+
+
+def bench_database(
+    archives: Archives, server: object, workdir: Path, pages: int, rounds: int, big: int
+) -> Results:
+    from crawler.mirror import MirrorServer
+
+    assert isinstance(server, MirrorServer)
     sources = workdir / "sources.toml"
+    listing_pages = -(-pages // 50) + 1
     sources.write_text(
-        f'[sources.kcna_watch]\nbase_url = "{base}"\nmax_pages = {pages}\n', encoding="utf-8"
+        f'[sources.kcna_watch]\nbase_url = "{server.base_url}"\nmax_pages = {listing_pages}\n',
+        encoding="utf-8",
     )
-    overrides = {
-        "AUTOTHROTTLE_ENABLED": False,
-        "DOWNLOAD_DELAY": 0,
-        "CONCURRENT_REQUESTS": 16,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
-        "LOG_LEVEL": "WARNING",
-        "MEMUSAGE_ENABLED": True,
-    }
-    if mode == "baseline":
-        overrides.update({"ITEM_PIPELINES": {}, "CRAWLER_RECORD_RUNS": False})
-    settings = crawl_settings(f"sqlite:///{workdir / (mode + '.db')}", sources, overrides=overrides)
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler("kcna_watch")
-    process.crawl(crawler)
-    started = time.perf_counter()
-    process.start()
-    elapsed = time.perf_counter() - started
-    stats = crawler.stats.get_stats() if crawler.stats else {}
-    articles = int(stats.get("archive/articles_fetched", 0))
-    figures = {
-        "articles": articles,
-        "stored": int(stats.get("archive/articles_new", 0)),
-        "seconds": elapsed,
-        "pages_per_second": articles / elapsed if elapsed else 0.0,
-        "peak_rss_mb": int(stats.get("memusage/max", 0)) / 2**20,
-    }
-    (workdir / f"{mode}.json").write_text(json.dumps(figures))
+    bare_env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    bare_command = [sys.executable, str(BARE_SPIDER), server.base_url, "--concurrency", "16"]
+    log = workdir / "stderr.log"
+    results = Results([], [], [], [], [])
+    print(f"{archives.kind}:")
+    for number in range(1, rounds + 1):
+        url = archives.fresh(f"round{number}")
+        env = crawler_env(url, sources)
+        # alternate which goes first: on a shared 2-core machine the load drifts
+        for step in ("bare", "archive") if number % 2 else ("archive", "bare"):
+            if step == "bare":
+                results.bare.append(measure(bare_command, server, bare_env, log))
+                print(results.bare[-1].line(f"round {number} bare Scrapy"))
+                continue
+            results.crawl.append(measure(crawl_command(), server, env, log))
+            print(results.crawl[-1].line(f"round {number} crawler crawl"))
+            stored = archive_counts(url)
+            if stored[0] != pages or stored[1] < pages:
+                raise SystemExit(f"archived {stored[0]} articles, {stored[1]} snapshots")
+            results.refresh.append(measure(crawl_command(refresh=True), server, env, log))
+            print(results.refresh[-1].line(f"round {number} crawl --refresh"))
+        archives.drop(url)
+    if big:
+        started = time.perf_counter()
+        archives.build_big(server.base_url, big)
+        print(f"  (built a {big:,}-article archive in {time.perf_counter() - started:.0f} s)")
+        url = archives.fresh("big", big=True)
+        env = crawler_env(url, sources)
+        results.big_crawl.append(measure(crawl_command(), server, env, log))
+        print(results.big_crawl[-1].line(f"{big:,} archived: crawl"))
+        results.big_refresh.append(measure(crawl_command(refresh=True), server, env, log))
+        print(results.big_refresh[-1].line(f"{big:,} archived: --refresh"))
+        archives.drop(url)
+    return results
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def span(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
+
+
+def summarise(kind: str, results: Results, big: int) -> None:
+    bare, crawl, refresh = results.bare, results.crawl, results.refresh
+    speed = [c.pages_per_second / b.pages_per_second for b, c in zip(bare, crawl, strict=True)]
+    cpu = [c.cpu_ms_per_page / b.cpu_ms_per_page for b, c in zip(bare, crawl, strict=True)]
+    again = [r.pages_per_second / c.pages_per_second for c, r in zip(crawl, refresh, strict=True)]
+    target = 0.8 if kind == "SQLite" else 0.7
+
+    def m(runs: list[Figures], field: str) -> float:
+        return median([getattr(run, field) for run in runs])
+
+    print(f"\n{kind}, medians of {len(bare)} rounds          bare Scrapy  crawler crawl  ratio")
+    print(
+        f"  pages/s                          {m(bare, 'pages_per_second'):10.1f} "
+        f"{m(crawl, 'pages_per_second'):14.1f}  {median(speed):.2f} ({span(speed)}) "
+        f"target >= {target}"
+    )
+    print(
+        f"  CPU ms/page                      {m(bare, 'cpu_ms_per_page'):10.2f} "
+        f"{m(crawl, 'cpu_ms_per_page'):14.2f}  {median(cpu):.2f}x"
+    )
+    startup_gap = m(crawl, "startup") - m(bare, "startup")
+    print(
+        f"  start-up to first article (s)    {m(bare, 'startup'):10.2f} "
+        f"{m(crawl, 'startup'):14.2f}  +{startup_gap:.2f} s (target <= +0.3 s)"
+    )
+    print(
+        f"  peak RSS, process tree (MB)      {m(bare, 'peak_rss_mb'):10.1f} "
+        f"{m(crawl, 'peak_rss_mb'):14.1f}"
+    )
+    print(
+        f"  --refresh / first crawl, {len(bare) and crawl[0].articles:,} archived: "
+        f"{m(refresh, 'pages_per_second'):.1f} / {m(crawl, 'pages_per_second'):.1f} pages/s = "
+        f"{median(again):.2f} ({span(again)}) target >= 1.0"
+    )
+    if big and results.big_crawl:
+        first, refreshed = results.big_crawl[0], results.big_refresh[0]
+        print(
+            f"  --refresh / first crawl, {big:,} archived: {refreshed.pages_per_second:.1f} / "
+            f"{first.pages_per_second:.1f} pages/s = "
+            f"{refreshed.pages_per_second / first.pages_per_second:.2f} target >= 1.0"
+        )
+        print(
+            f"  archive size: start-up {m(crawl, 'startup'):.2f} s fresh, "
+            f"{first.startup:.2f} s at {big:,}; peak RSS {m(crawl, 'peak_rss_mb'):.1f} MB fresh, "
+            f"{first.peak_rss_mb:.1f} MB at {big:,} (target < 250 MB); "
+            f"pages/s {m(crawl, 'pages_per_second'):.1f} fresh, {first.pages_per_second:.1f} "
+            f"at {big:,}"
+        )
+
+
+@contextmanager
+def workspace(keep: Path | None) -> Iterator[Path]:
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        yield Path(tmp)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=2000, help="article pages to serve")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating baseline/archive pairs")
+    parser.add_argument("--pages", type=int, default=3000, help="article pages to serve")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per database")
+    parser.add_argument(
+        "--big", type=int, default=200_000, help="articles of the large archive (0: skip)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("CRAWLER_BENCH_POSTGRES_URL")
+        or os.environ.get("CRAWLER_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server URL (the bench creates and drops its own databases)",
+    )
+    parser.add_argument("--databases", default="sqlite,postgresql", help="which to bench")
     parser.add_argument("--keep", type=Path, help="keep the generated site and archives here")
-    parser.add_argument("--child", choices=("baseline", "archive"), help=argparse.SUPPRESS)
-    parser.add_argument("--base", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.base, args.workdir, args.pages)
-        return 0
+    wanted = {name.strip() for name in args.databases.split(",")}
+    if "postgresql" in wanted and not args.postgres:
+        print("no PostgreSQL URL (--postgres): SQLite only", file=sys.stderr)
+        wanted.discard("postgresql")
 
     from crawler.mirror import MirrorServer
+    from crawler.mirror.generated import write_generated_site
 
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        workdir = args.keep or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        site = build_site(workdir / "site", args.pages)
+    with workspace(args.keep) as workdir:
+        site = write_generated_site(workdir / "site", args.pages)
         sizes = [p.stat().st_size for p in (site / "pages").glob("a*.html")]
         print(
-            f"serving {len(sizes)} article pages, {min(sizes) // 1024}-{max(sizes) // 1024} KB "
-            f"(mean {sum(sizes) // len(sizes) // 1024} KB)"
+            f"{len(sizes)} article pages, {min(sizes) // 1024}-{max(sizes) // 1024} KB "
+            f"(mean {sum(sizes) // len(sizes) // 1024} KB), concurrency {CONCURRENCY}, "
+            "no delay, AutoThrottle off, robots.txt obeyed"
         )
-        listing_pages = -(-args.pages // PER_LISTING)
-        rounds: list[tuple[dict[str, float], dict[str, float]]] = []
+        summaries: list[tuple[str, Results]] = []
         with MirrorServer(site) as server:
-            for number in range(1, args.rounds + 1):
-                baseline = run_child("baseline", server.base_url, workdir, listing_pages)
-                archive = run_child("archive", server.base_url, workdir, listing_pages)
-                rounds.append((baseline, archive))
-                for name, figures in (
-                    ("baseline (fetch + parse)", baseline),
-                    ("archive path", archive),
-                ):
-                    print(
-                        f"round {number}  {name:24} {figures['articles']:6d} articles "
-                        f"{figures['seconds']:6.1f} s {figures['pages_per_second']:7.1f} pages/s "
-                        f"peak RSS {figures['peak_rss_mb']:6.1f} MB"
+            for kind in ("sqlite", "postgresql"):
+                if kind not in wanted:
+                    continue
+                archives: Archives = (
+                    SqliteArchives(workdir) if kind == "sqlite" else PostgresArchives(args.postgres)
+                )
+                try:
+                    results = bench_database(
+                        archives, server, workdir, args.pages, args.rounds, args.big
                     )
-    ratios = [a["pages_per_second"] / b["pages_per_second"] for b, a in rounds]
-    base_speed = statistics.median(b["pages_per_second"] for b, _ in rounds)
-    archive_speed = statistics.median(a["pages_per_second"] for _, a in rounds)
-    print(f"median pages/s: baseline {base_speed:.1f}, archive path (SQLite) {archive_speed:.1f}")
-    print(
-        f"ratio archive/baseline: median {statistics.median(ratios):.2f} "
-        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})  (target >= 0.60)"
-    )
-    stored = [int(a["stored"]) for _, a in rounds]
-    print(f"archived {min(stored)} of {args.pages} articles in every round")
-    peak = max(max(b["peak_rss_mb"], a["peak_rss_mb"]) for b, a in rounds)
-    print(f"peak RSS: {peak:.1f} MB (target < 300 MB)")
+                finally:
+                    archives.close()
+                summaries.append((archives.kind, results))
+        for kind, results in summaries:
+            summarise(kind, results, args.big)
     return 0
 
 

@@ -83,8 +83,10 @@ EXTENSIONS = {
 # Seconds a manual crawl's source lease lasts unless renewed (renewed every quarter of it).
 CRAWLER_LEASE_TTL = 120
 
-# Browser rendering, chosen per request with meta={"playwright": True}.
-DOWNLOAD_HANDLERS = {
+# Browser rendering, chosen per request with meta={"playwright": True}. The handler is
+# registered (as DOWNLOAD_HANDLERS) only in the settings of a crawl whose source renders
+# (NewsSpider.update_settings): it starts node drivers and Chromium, ~130 MB each.
+PLAYWRIGHT_DOWNLOAD_HANDLERS = {
     "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
     "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
 }

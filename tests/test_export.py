@@ -83,7 +83,7 @@ def seed(archive: Archive) -> None:
         session.add_all([kcna, urdu])
         session.flush()
         body = b"<html><body>Kim Chaek</body></html>"
-        digest = store_payload(session, body)
+        digest = store_payload(session, body, kcna.id)
         snapshot = Snapshot(
             source_id=kcna.id,
             run_id=None,

@@ -24,6 +24,7 @@ from crawler.db.session import (
     make_engine,
     migration_transaction,
     modelled,
+    schema_head,
     upgrade,
 )
 from crawler.scheduler.jobs import JOBS_TABLE
@@ -193,3 +194,8 @@ def test_0006_fills_in_the_local_day_and_precision_of_archived_articles(empty_db
         assert [(str(row[0]), row[1]) for row in versions] == [("2024-12-11", "day")]
     finally:
         engine.dispose()
+
+
+def test_schema_head_read_from_the_files_is_alembics_head():
+    assert schema_head() is not None
+    assert schema_head() == head_revision(make_engine("sqlite://"))

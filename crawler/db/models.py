@@ -98,14 +98,29 @@ class CrawlRun(Base):
     source: Mapped[Source] = relationship()
 
 
+class CompressionDictionary(Base):
+    """An outlet's zstd dictionary (its first pages, as raw content), stored zstd-compressed;
+    see crawler/db/payloads.py."""
+
+    __tablename__ = "compression_dictionaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    size: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Payload(Base):
-    """The exact bytes of a response, zstd-compressed; one row per distinct sha256."""
+    """The exact bytes of a response, zstd-compressed (against `dictionary_id` when set); one row
+    per distinct sha256."""
 
     __tablename__ = "payloads"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int]
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    dictionary_id: Mapped[int | None] = mapped_column(ForeignKey("compression_dictionaries.id"))
 
 
 class Snapshot(Base):

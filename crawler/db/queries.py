@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-import zstandard
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -24,9 +23,8 @@ from crawler.db.models import (
     SourceWalk,
     utcnow,
 )
+from crawler.db.payloads import pack, unpack
 from crawler.items import ArticleItem, FetchedPage
-
-_COMPRESSION_LEVEL = 3
 
 
 class Outcome(StrEnum):
@@ -49,6 +47,7 @@ _SNAPSHOTS = cast(Table, Snapshot.__table__)
 _ARTICLES = cast(Table, Article.__table__)
 
 
+@functools.cache  # built once, on first use: the query commands never import the dialects
 def _payload_insert(dialect: str) -> Any:
     """INSERT of a payload that does nothing when the digest is already stored."""
     if dialect == "postgresql":
@@ -62,28 +61,21 @@ def _payload_insert(dialect: str) -> Any:
     return None
 
 
-_PAYLOAD_INSERTS = {name: _payload_insert(name) for name in ("postgresql", "sqlite")}
 _INSERT_SNAPSHOT = insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
-_COMPRESSOR = threading.local()
 
 
-def _compress(body: bytes) -> bytes:
-    # A compressor is reusable but not thread-safe: one per thread.
-    compressor = getattr(_COMPRESSOR, "zstd", None)
-    if compressor is None:
-        compressor = _COMPRESSOR.zstd = zstandard.ZstdCompressor(level=_COMPRESSION_LEVEL)
-    return cast(bytes, compressor.compress(body))
-
-
-def store_payload(session: Session, body: bytes) -> str:
-    """Keep `body` once under its sha256 (zstd-compressed) and return the digest."""
+def store_payload(session: Session, body: bytes, source_id: int) -> str:
+    """Keep `body` once under its sha256 (compressed, crawler/db/payloads.py) and return the
+    digest."""
     digest = hashlib.sha256(body).hexdigest()
+    packed = pack(session, source_id, body)
     values = {
         "sha256": digest,
         "size": len(body),
-        "content": _compress(body),
+        "content": packed.content,
+        "dictionary_id": packed.dictionary_id,
     }
-    statement = _PAYLOAD_INSERTS.get(session.get_bind().dialect.name)
+    statement = _payload_insert(session.get_bind().dialect.name)
     if statement is not None:
         session.execute(statement, values)
     elif session.get(Payload, digest) is None:  # other databases: look first
@@ -95,7 +87,7 @@ def store_snapshot(
     session: Session, source_id: int, run_id: int | None, page: FetchedPage
 ) -> StoredSnapshot:
     """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
-    digest = store_payload(session, page.body)
+    digest = store_payload(session, page.body, source_id)
     snapshot_id = session.execute(
         _INSERT_SNAPSHOT,
         {
@@ -118,7 +110,7 @@ def payload_bytes(session: Session, sha256: str) -> bytes:
     payload = session.get(Payload, sha256)
     if payload is None:
         raise KeyError(sha256)
-    return zstandard.ZstdDecompressor().decompress(payload.content)
+    return unpack(session, payload.content, payload.dictionary_id)
 
 
 def content_hash(item: ArticleItem) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,6 +135,38 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=]*=\s*(?:\"(\w+)\"|None)", re.M)
+
+
+@functools.cache
+def schema_head() -> str | None:
+    """The head revision read from the migration files' `revision` / `down_revision` lines,
+    without importing Alembic and every migration (a quarter of a query command's start-up);
+    None when the history is not one plain chain, where Alembic must be asked."""
+    revisions: set[str | None] = set()
+    parents: set[str | None] = set()
+    for path in MIGRATIONS_DIR.joinpath("versions").glob("*.py"):
+        text = path.read_text("utf-8")
+        found: dict[str, str | None] = {
+            m.group(1): m.group(2) for m in _REVISION_LINE.finditer(text)
+        }
+        if "revision" not in found or "down_revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision an archive is at, read directly (None: no schema)."""
+    if not inspect(engine).has_table("alembic_version"):
+        return None
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    return rows[0][0] if len(rows) == 1 else None
+
+
 class Archive:
     """An engine plus its session factory; `dispose()` when done."""
 
@@ -146,8 +180,11 @@ class Archive:
     def _ensure_schema(self, migrate: bool | None) -> None:
         # A fresh or older SQLite file is migrated on first use; PostgreSQL only on request
         # (`crawler db upgrade`), so a shared server is never altered behind its operator's back.
-        fresh = not inspect(self.engine).has_table("alembic_version")
+        current = stored_revision(self.engine)
+        if current is not None and current == schema_head():
+            return
         auto = self.dialect == "sqlite" if migrate is None else migrate
+        fresh = not inspect(self.engine).has_table("alembic_version")
         current = None if fresh else current_revision(self.engine)
         if current == head_revision(self.engine):
             return

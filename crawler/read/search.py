@@ -28,7 +28,6 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -207,6 +206,8 @@ def count_matches(session: Session, query: str, filters: ArticleFilter | None = 
                 raise
             raise error from None
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+
         tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
         vector = literal_column("articles.search_vector", TSVECTOR)
         counted = filters.apply(
@@ -345,6 +346,8 @@ def postgresql_tsquery(session: Session, query: str) -> str:
 def _search_postgresql(
     session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
+    from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
+
     tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
     vector = literal_column("articles.search_vector", TSVECTOR)
     weights = cast(bindparam("weights", _PG_WEIGHTS), ARRAY(REAL))

@@ -17,7 +17,6 @@ from http import HTTPStatus
 from io import BytesIO
 from typing import IO, Any
 
-import zstandard
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 from warcio.archiveiterator import ArchiveIterator
@@ -29,6 +28,7 @@ from warcio.warcwriter import WARCWriter
 from crawler import __version__
 from crawler.config import DEFAULT_MAX_PAGE_SIZE
 from crawler.db.models import Article, ArticleVersion, Payload, Snapshot, Source
+from crawler.db.payloads import Unpacker
 from crawler.items import FetchedPage
 from crawler.read.export import outlet_names
 
@@ -134,6 +134,7 @@ def write_warc(
             Snapshot.headers,
             Snapshot.fetched_at,
             Payload.content,
+            Payload.dictionary_id,
             Source.name,
             Source.base_url,
             shown.published_at,
@@ -145,11 +146,11 @@ def write_warc(
         .outerjoin(shown, shown.id == func.coalesce(current, version))
         .order_by(Snapshot.id)
     ).execution_options(yield_per=BATCH)
-    decompressor = zstandard.ZstdDecompressor()
+    unpack = Unpacker(session)
     count = 0
     for row in session.execute(statement):
-        url, status, headers, fetched_at, compressed = row[:5]
-        body = decompressor.decompress(compressed)
+        url, status, headers, fetched_at, compressed, dictionary_id = row[:6]
+        body = unpack(compressed, dictionary_id)
         record = writer.create_warc_record(
             url,
             "response",
@@ -162,7 +163,7 @@ def write_warc(
             },
         )
         writer.write_record(record)
-        writer.write_record(metadata_record(writer, record, fetched_at, *row[5:]))
+        writer.write_record(metadata_record(writer, record, fetched_at, *row[6:]))
         count += 1
         tick()
     return count

@@ -1,0 +1,136 @@
+"""Payload compression with a dictionary per outlet (crawler/db/payloads.py): every page read
+back byte for byte, the dictionary made from an outlet's first pages and used from the next
+transaction on, a dictionary of a rolled-back transaction never used, and the downgrade."""
+
+from __future__ import annotations
+
+import pytest
+import zstandard
+from alembic import command
+from sqlalchemy import func, select
+
+from crawler.db.models import CompressionDictionary, Payload, Source
+from crawler.db.payloads import DICTIONARY_PAGES, Unpacker
+from crawler.db.queries import payload_bytes, store_payload
+from crawler.db.session import Archive, alembic_config, make_engine, upgrade
+from crawler.mirror import SITE_NAMES, SITES_DIR
+
+
+def mirror_pages(site: str) -> list[bytes]:
+    """The HTML pages of one outlet's mirror, in a fixed order."""
+    return [path.read_bytes() for path in sorted((SITES_DIR / site).rglob("*.html"))]
+
+
+def add_source(archive: Archive, name: str) -> int:
+    with archive.transaction() as session:
+        source = Source(name=name, base_url=f"https://{name}.example")
+        session.add(source)
+        session.flush()
+        return source.id
+
+
+def store_each(archive: Archive, source_id: int, pages: list[bytes]) -> list[str]:
+    """Store every page in a transaction of its own, as a crawl does; their digests."""
+    digests = []
+    for page in pages:
+        with archive.transaction() as session:
+            digests.append(store_payload(session, page, source_id))
+    return digests
+
+
+@pytest.mark.parametrize("site", SITE_NAMES)
+def test_mirror_pages_read_back_byte_for_byte(archive, site):
+    pages = mirror_pages(site)
+    assert len(pages) > DICTIONARY_PAGES
+    digests = store_each(archive, add_source(archive, site), pages)
+    with archive.sessions() as session:
+        assert [payload_bytes(session, digest) for digest in digests] == pages
+        rows = [session.get(Payload, digest) for digest in digests]
+        # the pages that made the dictionary are plain zstd, every later one uses it
+        dictionary_ids = [row.dictionary_id for row in rows if row is not None]
+        assert dictionary_ids[:DICTIONARY_PAGES] == [None] * DICTIONARY_PAGES
+        [dictionary] = session.scalars(select(CompressionDictionary)).all()
+        assert dictionary_ids[DICTIONARY_PAGES:] == [dictionary.id] * (
+            len(pages) - DICTIONARY_PAGES
+        )
+        assert dictionary.size == sum(map(len, pages[:DICTIONARY_PAGES]))
+
+
+def test_later_pages_cost_a_fraction_of_plain_zstd(archive):
+    pages = mirror_pages("kcna_watch")
+    digests = store_each(archive, add_source(archive, "kcna_watch"), pages)
+    plain = zstandard.ZstdCompressor(level=3)
+    later = list(zip(digests, pages, strict=True))[DICTIONARY_PAGES:]
+    with archive.sessions() as session:
+        stored = sum(len(session.get(Payload, digest).content) for digest, _ in later)
+    assert stored < 0.5 * sum(len(plain.compress(page)) for _, page in later)
+
+
+def test_outlets_have_dictionaries_of_their_own(archive):
+    kcna, urdu = add_source(archive, "kcna_watch"), add_source(archive, "urdupoint")
+    kcna_digests = store_each(archive, kcna, mirror_pages("kcna_watch"))
+    urdu_digests = store_each(archive, urdu, mirror_pages("urdupoint"))
+    with archive.sessions() as session:
+        owners = {
+            row.id: row.source_id
+            for row in session.execute(
+                select(CompressionDictionary.id, CompressionDictionary.source_id)
+            )
+        }
+        assert sorted(owners.values()) == sorted([kcna, urdu])
+        for digests, source_id in ((kcna_digests, kcna), (urdu_digests, urdu)):
+            last = session.get(Payload, digests[-1])
+            assert last is not None and owners[last.dictionary_id] == source_id
+
+
+def test_dictionary_of_a_rolled_back_transaction_is_never_used(archive):
+    source_id = add_source(archive, "kcna_watch")
+    pages = mirror_pages("kcna_watch")
+    store_each(archive, source_id, pages[: DICTIONARY_PAGES - 1])
+    with pytest.raises(RuntimeError), archive.transaction() as session:
+        store_payload(session, pages[DICTIONARY_PAGES - 1], source_id)  # writes the dictionary
+        raise RuntimeError("the page's article failed")
+    digests = store_each(archive, source_id, pages[DICTIONARY_PAGES - 1 :])
+    with archive.sessions() as session:
+        assert [payload_bytes(session, d) for d in digests] == pages[DICTIONARY_PAGES - 1 :]
+        assert session.scalar(select(func.count()).select_from(CompressionDictionary)) == 1
+        assert session.get(Payload, digests[-1]).dictionary_id is not None
+
+
+def test_a_new_writer_takes_up_the_outlets_stored_dictionary(db_url):
+    pages = mirror_pages("islam_times")
+    first = Archive(db_url)
+    try:
+        source_id = add_source(first, "islam_times")
+        store_each(first, source_id, pages[: DICTIONARY_PAGES + 1])
+    finally:
+        first.dispose()
+    second = Archive(db_url)  # another crawl: another engine, nothing remembered in memory
+    try:
+        [digest] = store_each(second, source_id, pages[-1:])
+        with second.sessions() as session:
+            payload = session.get(Payload, digest)
+            assert payload is not None and payload.dictionary_id is not None
+            assert Unpacker(session)(payload.content, payload.dictionary_id) == pages[-1]
+            assert session.scalar(select(func.count()).select_from(CompressionDictionary)) == 1
+    finally:
+        second.dispose()
+
+
+def test_downgrade_rewrites_dictionary_payloads_as_plain_zstd(db_url):
+    archive = Archive(db_url)
+    try:
+        pages = mirror_pages("al_mayadeen")
+        digests = store_each(archive, add_source(archive, "al_mayadeen"), pages)
+    finally:
+        archive.dispose()
+    engine = make_engine(db_url)
+    try:
+        command.downgrade(alembic_config(engine), "-1")  # to before 0008
+        plain = zstandard.ZstdDecompressor()
+        with engine.connect() as connection:
+            rows = dict(connection.exec_driver_sql("SELECT sha256, content FROM payloads").all())
+        assert [plain.decompress(rows[digest]) for digest in digests] == pages
+        upgrade(engine)
+    finally:
+        engine.dispose()
