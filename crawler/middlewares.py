@@ -289,16 +289,21 @@ def site_of(url: str) -> str | None:
     return host if port in (None, _DEFAULT_PORTS[parts.scheme]) else f"{host}:{port}"
 
 
-@functools.lru_cache(maxsize=64)
 def allowed_sites(source: SourceConfig) -> frozenset[str]:
     """The sites a source's crawl may fetch from: its base_url's host with its www. twin (http
     and https alike), and the hosts its `allowed_hosts` declares."""
-    base = site_of(source.base_url)
+    return _allowed_sites(source.base_url, source.allowed_hosts)
+
+
+@functools.lru_cache(maxsize=64)
+def _allowed_sites(base_url: str, allowed_hosts: tuple[str, ...]) -> frozenset[str]:
+    """`allowed_sites`, worked out once per source (a source holds unhashable parts)."""
+    base = site_of(base_url)
     sites = {base} if base else set()
     if base and not re.fullmatch(r"[\d.:]+|\[.*", base):
         sites.add(base[4:] if base.startswith("www.") else "www." + base)
     # a declared default port is no port: site_of() leaves it out too
-    sites.update(re.sub(r":(80|443)$", "", host.lower()) for host in source.allowed_hosts)
+    sites.update(re.sub(r":(80|443)$", "", host.lower()) for host in allowed_hosts)
     return frozenset(sites)
 
 

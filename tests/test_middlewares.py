@@ -465,3 +465,9 @@ def test_registered_in_the_project_settings_in_the_right_places():
         < chain["crawler.middlewares.BinaryPageMiddleware"]
         < chain["crawler.middlewares.PageSizeMiddleware"]
     )
+
+
+def test_allowed_sites_of_a_source_with_selectors():
+    # a source's selectors table makes it unhashable: the sites are still worked out
+    source = SourceConfig(name="x", base_url="https://news.test", selectors={"title": "h1"})
+    assert allowed_sites(source) == {"news.test", "www.news.test"}
