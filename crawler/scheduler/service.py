@@ -369,14 +369,22 @@ class SchedulerService:
                 logger.info("%s: already running here; this %s run is skipped", source, trigger)
                 return
             active = self._active[source] = ActiveRun(source)
+        ended: tuple[str, bool] | None = None
         try:
-            self._run(config, active, trigger, attempt)
+            ended = self._run(config, active, trigger, attempt)
         finally:
             with self._lock:
                 self._active.pop(source, None)
             self._wake.set()
+        if ended is not None:
+            # after the source is free again: a retry due at once must find it so
+            status, died = ended
+            self._after_run(config, status, attempt, died=died)
 
-    def _run(self, source: SourceConfig, active: ActiveRun, trigger: str, attempt: int) -> None:
+    def _run(
+        self, source: SourceConfig, active: ActiveRun, trigger: str, attempt: int
+    ) -> tuple[str, bool] | None:
+        """The run's final status and whether its crawl process died; None when not run."""
         archive = self.archive
         assert archive is not None
         source_id = ensure_source(archive, source)
@@ -399,7 +407,7 @@ class SchedulerService:
                 held.holder if held else "?",
                 format_time(held.expires_at) if held else "?",
             )
-            return
+            return None
         retry = f", attempt {attempt}" if attempt > 1 else ""
         logged = "" if "-v" in self.options.crawl_args else f"; log: {run_log_file(run_id)}"
         logger.info("%s: run %d started (%s%s%s)", source.name, run_id, trigger, retry, logged)
@@ -418,7 +426,8 @@ class SchedulerService:
                 logger.warning("%s: run %d: %s", source.name, run.id, line)
             # a crawl process that died of a signal nobody here sent (OOM killer, kill -9)
             died = exit_code is not None and exit_code < 0 and active.stop_reason is None
-            self._after_run(source, run.status, attempt, died=died)
+            return run.status, died
+        return None
 
     def _supervise(self, source: SourceConfig, active: ActiveRun, run_id: int) -> int | None:
         """Run the crawl process to its end: heartbeat, time limit, stop requests."""
