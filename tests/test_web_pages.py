@@ -262,7 +262,7 @@ def test_the_token_refuses_a_page_without_it(browser, served, tmp_path):
         guarded.stop()
 
 
-def test_stories_and_changes_in_a_browser(page, request, tmp_path):
+def test_stories_and_changes_in_a_browser(browser, page, request, tmp_path):
     """The stories archive (tests/web.py): /stories with its filters, a story, search within
     it, and /changes with its word diffs, all without JavaScript."""
     archive_urls = fresh_archive_url(request, tmp_path / "stories.db")
@@ -313,5 +313,17 @@ def test_stories_and_changes_in_a_browser(page, request, tmp_path):
             page.get_by_role("button", name="Show").click()
             expect(page.locator("section.edit")).to_have_count(1)
             expect(page.locator("section.edit ins")).to_have_text("later")
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+            try:
+                small = phone.new_page()
+                for path, name in (("/stories", "phone-stories"), ("/changes", "phone-changes")):
+                    small.goto(served.url + path)
+                    overflow = small.evaluate(
+                        "() => document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    assert overflow <= 0, f"{path} is {overflow}px wider than the phone"
+                    screenshot(small, name)
+            finally:
+                phone.close()
     finally:
         next(archive_urls, None)
