@@ -246,7 +246,7 @@ def test_openapi_describes_the_api(client):
     ):
         assert "get" in spec["paths"][path]
     names = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
-    assert names == {"q", "outlet", "topic", "since", "until", "cursor", "limit"}
+    assert names == {"q", "outlet", "topic", "since", "until", "story", "cursor", "limit"}
 
 
 def test_the_archive_is_not_written(client, served):

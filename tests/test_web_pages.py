@@ -13,7 +13,16 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import BACKEND, ROOT, fresh_archive_url
-from tests.web import RECENT_ARTICLES, SHOIGU_ARTICLES, TOKEN, CallHome, Served, serve, start_web
+from tests.web import (
+    RECENT_ARTICLES,
+    SHOIGU_ARTICLES,
+    TOKEN,
+    CallHome,
+    Served,
+    serve,
+    serve_stories,
+    start_web,
+)
 
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
 CHROMIUM = "/usr/bin/chromium"
@@ -251,3 +260,70 @@ def test_the_token_refuses_a_page_without_it(browser, served, tmp_path):
     finally:
         context.close()
         guarded.stop()
+
+
+def test_stories_and_changes_in_a_browser(browser, page, request, tmp_path):
+    """The stories archive (tests/web.py): /stories with its filters, a story, search within
+    it, and /changes with its word diffs, all without JavaScript."""
+    archive_urls = fresh_archive_url(request, tmp_path / "stories.db")
+    db_url = next(archive_urls)
+    try:
+        for served in serve_stories(db_url, tmp_path / "web.log"):
+            page.goto(served.url + "/search")
+            page.get_by_role("link", name="Stories").click()
+            stories = page.locator("section.story")
+            expect(stories).to_have_count(5)
+            expect(page.locator("li.copy .copy-of")).to_have_count(4)
+            hostile = page.locator(f"li.copy:has(a[href='/articles/{served.corpus.hostile_copy}'])")
+            expect(hostile).to_contain_text("<script>document.title='pwned'</script>")
+            expect(hostile.locator("span.ctl")).to_have_count(2)
+            assert page.title() == "Stories · News archive"
+            screenshot(page, "stories")
+            page.locator("select[name=outlet]").select_option("al_mayadeen")
+            page.get_by_role("button", name="Show").click()
+            expect(stories).to_have_count(1)
+            meeting = stories.first
+            expect(meeting.locator(".first")).to_have_text("al_mayadeen")
+            expect(meeting).to_contain_text(
+                "3 articles · 3 outlets (al_mayadeen, wire_h, islam_times)"
+            )
+            meeting.locator("h2 a").click()
+            expect(page.locator("h1.label")).to_be_visible()
+            page.get_by_role("link", name="search within").click()
+            expect(page.locator("#within-story")).to_contain_text("Within story")
+            expect(page.locator("li.hit")).to_have_count(3)
+            page.get_by_label("Search query").fill("Kim")
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("#within-story")).to_be_visible()  # the story is kept
+            expect(page.locator("li.hit").first).to_be_visible()
+            page.get_by_role("link", name="Changes").click()
+            expect(page.locator("section.edit")).to_have_count(3)
+            expect(page.locator("#total")).to_contain_text("3 edits since")
+            title = page.locator(f"#edit-{served.corpus.edited}-3")
+            expect(title.locator("del")).to_have_text("fulfils")
+            expect(title.locator("ins")).to_have_text("overfulfils")
+            body = page.locator(f"#edit-{served.corpus.edited}-2")
+            expect(body.locator("del")).to_have_text("30")
+            expect(body.locator("ins")).to_have_text("40")
+            hostile_edit = page.locator(f"#edit-{served.corpus.hostile_edit}-2 ins")
+            expect(hostile_edit).to_contain_text("<script>alert(1)</script>")
+            screenshot(page, "changes")
+            page.locator("input[name=since]").fill("60d")
+            page.locator("select[name=outlet]").select_option("islam_times")
+            page.get_by_role("button", name="Show").click()
+            expect(page.locator("section.edit")).to_have_count(1)
+            expect(page.locator("section.edit ins")).to_have_text("later")
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+            try:
+                small = phone.new_page()
+                for path, name in (("/stories", "phone-stories"), ("/changes", "phone-changes")):
+                    small.goto(served.url + path)
+                    overflow = small.evaluate(
+                        "() => document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    assert overflow <= 0, f"{path} is {overflow}px wider than the phone"
+                    screenshot(small, name)
+            finally:
+                phone.close()
+    finally:
+        next(archive_urls, None)

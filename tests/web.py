@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -253,6 +253,90 @@ def populate(url: str, home: str) -> Corpus:
     return corpus
 
 
+@dataclass
+class StoryCorpus:
+    """Ids of what the stories archive holds."""
+
+    articles: dict[str, int] = field(default_factory=dict)  # by bench.stories_set key
+    hostile_copy: int = 0  # a copy at another outlet, under a hostile title
+    edited: int = 0  # edited a day ago: a word of its body, then (again) its title
+    hostile_edit: int = 0  # edited a day ago: markup and an escape sequence put into its body
+    old_edit: int = 0  # edited 30 days ago
+    topic: str = "shoigu-visit"  # tags the Shoigu story's first article
+
+
+def populate_stories(url: str) -> StoryCorpus:
+    """An archive of stories and edits: the mirrors' articles stored as a crawl stores them
+    (their copies and five stories linked as they come, bench/stories_set.py), a hostile copy,
+    and articles edited at known moments."""
+    from bench.stories_set import edited_copy, mirror_articles, store_set
+
+    corpus = StoryCorpus()
+    archive = Archive(url)
+    try:
+        originals = mirror_articles()
+        corpus.articles = store_set(archive, originals)
+        meeting = next(a for a in originals if a.key == "kim-jong-un-hosts-russia")
+        copy = edited_copy(meeting, "hostile", "wire_h", "https://wire-h.example/a/1", seed=5)
+        copied = store_set(archive, [replace(copy, title=HOSTILE_TITLE)])
+        corpus.hostile_copy = copied["hostile"]
+        with archive.transaction() as session:
+            topic = Topic(name=corpus.topic)
+            session.add(topic)
+            session.flush()
+            session.add(ArticleTopic(article_id=corpus.articles["1706918"], topic_id=topic.id))
+        body = "The plant fulfilled its plan.\n\nWorkers made 30 machines in June."
+        when = {"fetched_at": NOW - timedelta(days=3)}
+        corpus.edited, _ = store(archive, "kcna_watch", "/e/1", "Plant fulfils plan", body, **when)
+        store(
+            archive,
+            "kcna_watch",
+            "/e/1",
+            "Plant fulfils plan",
+            body.replace("30 machines", "40 machines"),
+            fetched_at=NOW - timedelta(days=2),
+        )
+        store(
+            archive,
+            "kcna_watch",
+            "/e/1",
+            "Plant overfulfils plan",
+            body.replace("30 machines", "40 machines"),
+            fetched_at=NOW - timedelta(days=1),
+        )
+        hostile_body = "Prices were steady."
+        corpus.hostile_edit, _ = store(
+            archive, "urdupoint", "/e/2", "Prices steady", hostile_body, **when
+        )
+        store(
+            archive,
+            "urdupoint",
+            "/e/2",
+            "Prices steady",
+            "Prices were <script>alert(1)</script> \x1b[31msteady.",
+            fetched_at=NOW - timedelta(days=1, hours=2),
+        )
+        corpus.old_edit, _ = store(
+            archive,
+            "islam_times",
+            "/e/3",
+            "An old edit",
+            "Once upon a time.",
+            fetched_at=NOW - timedelta(days=40),
+        )
+        store(
+            archive,
+            "islam_times",
+            "/e/3",
+            "An old edit",
+            "Once upon a later time.",
+            fetched_at=NOW - timedelta(days=30),
+        )
+    finally:
+        archive.dispose()
+    return corpus
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -328,5 +412,27 @@ def serve(db_url: str, log: Path, home: CallHome, token: str | None = None) -> I
     server = start_web(db_url, log, token=token)
     try:
         yield Served(db_url, corpus, server, home)
+    finally:
+        server.stop()
+
+
+@dataclass
+class ServedStories:
+    """The stories archive, served."""
+
+    db_url: str
+    corpus: StoryCorpus
+    server: WebServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def serve_stories(db_url: str, log: Path) -> Iterator[ServedStories]:
+    corpus = populate_stories(db_url)
+    server = start_web(db_url, log)
+    try:
+        yield ServedStories(db_url, corpus, server)
     finally:
         server.stop()

@@ -59,9 +59,15 @@ class ArticleFilter:
     since: date | datetime | None = None
     until: date | datetime | None = None
     topic: str | None = None
+    story: int | None = None  # articles of this story (crawler/stories)
 
     def apply(self, statement: Any) -> Any:
         """The statement narrowed to matching articles (Source must be joined)."""
+        if self.story is not None:
+            members = select(ArticleSignature.article_id).where(
+                ArticleSignature.story_id == self.story
+            )
+            statement = statement.where(Article.id.in_(members))
         if self.outlet:
             statement = statement.where(Source.name.in_(outlet_names(self.outlet)))
         if self.topic:

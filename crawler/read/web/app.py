@@ -42,6 +42,10 @@ SNAPSHOT_POLICY = (
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MARKS = re.compile(f"[{MARK_START}{MARK_END}]")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many items.")]
+StoryId = Annotated[int | None, Query(ge=1, description="Only the articles of this story.")]
+MinOutlets = Annotated[
+    int, Query(alias="min-outlets", ge=1, description="Stories reported by N outlets or more.")
+]
 Text = Annotated[str | None, Query()]
 
 
@@ -205,16 +209,26 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         topic: Text = None,
         since: Text = None,
         until: Text = None,
+        story: StoryId = None,
         cursor: Text = None,
         limit: Limit = 20,
     ) -> HTMLResponse:
         """The search page (HTML)."""
-        form = {"q": q or "", "outlet": outlet, "topic": topic, "since": since, "until": until}
+        form = {
+            "q": q or "",
+            "outlet": outlet,
+            "topic": topic,
+            "since": since,
+            "until": until,
+            "story": story,
+        }
         with session() as db:
             outlets, topics = queries.outlet_names(db), queries.topic_names(db)
             context: dict[str, Any] = {"form": form, "outlets": outlets, "topics": topics}
             try:
-                filters = queries.article_filter(db, outlet, topic, since, until)
+                filters = queries.article_filter(db, outlet, topic, since, until, story)
+                if story is not None:
+                    context["story"] = queries.story_record(db, story)
                 if q and q.strip():
                     context["page"] = queries.search_page(db, q, filters, cursor, limit)
                 else:
@@ -316,6 +330,64 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
             statuses=queries.RUN_STATUSES,
         )
 
+    @app.get("/stories", response_class=HTMLResponse, tags=["pages"])
+    def stories_page(
+        since: Text = None,
+        until: Text = None,
+        topic: Text = None,
+        outlet: Text = None,
+        min_outlets: MinOutlets = 1,
+        cursor: Text = None,
+        limit: Limit = 50,
+    ) -> HTMLResponse:
+        """Stories newest first, with their outlets and articles (HTML; `crawler stories`)."""
+        form = {
+            "since": since,
+            "until": until,
+            "topic": topic,
+            "outlet": outlet,
+            "min_outlets": min_outlets,
+            "limit": limit,
+        }
+        with session() as db:
+            context: dict[str, Any] = {
+                "form": form,
+                "outlets": queries.outlet_names(db),
+                "topics": queries.topic_names(db),
+            }
+            try:
+                filters = queries.story_filter(db, since, until, topic, outlet, min_outlets)
+                context["page"] = queries.stories_page(db, filters, cursor, limit)
+            except WebError as exc:
+                return render("stories.html", status=exc.status, error=exc.message, **context)
+        return render("stories.html", **context)
+
+    @app.get("/stories/{story_id}", response_class=HTMLResponse, tags=["pages"])
+    def story_page(story_id: int) -> HTMLResponse:
+        """One story: its outlets and articles, earliest first (HTML)."""
+        with session() as db:
+            story = queries.story_record(db, story_id)
+        return render("story.html", story=story)
+
+    @app.get("/changes", response_class=HTMLResponse, tags=["pages"])
+    def changes_page(
+        since: Text = None, outlet: Text = None, topic: Text = None, limit: Limit = 100
+    ) -> HTMLResponse:
+        """Every article edited since then, with a word diff, newest first (HTML;
+        `crawler changes`)."""
+        form = {"since": since or "7d", "outlet": outlet, "topic": topic, "limit": limit}
+        with session() as db:
+            context: dict[str, Any] = {
+                "form": form,
+                "outlets": queries.outlet_names(db),
+                "topics": queries.topic_names(db),
+            }
+            try:
+                start, edits = queries.edits_since(db, since, outlet, topic, limit)
+            except WebError as exc:
+                return render("changes.html", status=exc.status, error=exc.message, **context)
+        return render("changes.html", start=start, edits=edits, **context)
+
     # --- API -----------------------------------------------------------------------------------
 
     @app.get("/api/search", tags=["api"])
@@ -325,12 +397,13 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         topic: Text = None,
         since: Annotated[str | None, Query(description="Published on or after (ISO).")] = None,
         until: Annotated[str | None, Query(description="Published before (ISO).")] = None,
+        story: StoryId = None,
         cursor: Annotated[str | None, Query(description="next_cursor of a page.")] = None,
         limit: Limit = 20,
     ) -> dict[str, Any]:
         """Ranked full-text search: the total, a page of hits, and the next page's cursor."""
         with session() as db:
-            filters = queries.article_filter(db, outlet, topic, since, until)
+            filters = queries.article_filter(db, outlet, topic, since, until, story)
             page = queries.search_page(db, q, filters, cursor, limit)
         for hit in page.hits:
             hit["snippet"] = _MARKS.sub(
@@ -350,12 +423,13 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         topic: Text = None,
         since: Text = None,
         until: Text = None,
+        story: StoryId = None,
         cursor: Text = None,
         limit: Limit = 20,
     ) -> dict[str, Any]:
         """Articles, newest archived first, with the CLI's filters."""
         with session() as db:
-            filters = queries.article_filter(db, outlet, topic, since, until)
+            filters = queries.article_filter(db, outlet, topic, since, until, story)
             return queries.articles_page(db, filters, cursor, limit)
 
     @app.get("/api/articles/{article_id}", tags=["api"])
@@ -366,6 +440,45 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         for snapshot in article["snapshots"]:
             snapshot["raw_url"] = f"/raw/snapshots/{snapshot['id']}"
         return article
+
+    @app.get("/api/stories", tags=["api"])
+    def api_stories(
+        since: Annotated[
+            str | None, Query(description="Reported on or after: 2d, 12h back, or ISO.")
+        ] = None,
+        until: Annotated[
+            str | None, Query(description="Begun before: 2d, 12h back, or ISO.")
+        ] = None,
+        topic: Text = None,
+        outlet: Text = None,
+        min_outlets: MinOutlets = 1,
+        cursor: Annotated[str | None, Query(description="next_cursor of a page.")] = None,
+        limit: Limit = 50,
+    ) -> dict[str, Any]:
+        """Stories newest first, each as `crawler stories --json` gives it."""
+        with session() as db:
+            filters = queries.story_filter(db, since, until, topic, outlet, min_outlets)
+            return queries.stories_page(db, filters, cursor, limit)
+
+    @app.get("/api/stories/{story_id}", tags=["api"])
+    def api_story(story_id: int) -> dict[str, Any]:
+        """One story with its articles, earliest first."""
+        with session() as db:
+            return queries.story_record(db, story_id)
+
+    @app.get("/api/changes", tags=["api"])
+    def api_changes(
+        since: Annotated[
+            str | None, Query(description="Edits since: 2d, 12h back, or ISO (default 7d).")
+        ] = None,
+        outlet: Text = None,
+        topic: Text = None,
+        limit: Limit = 100,
+    ) -> dict[str, Any]:
+        """Every edit made since then, newest first, as `crawler changes --json` gives it."""
+        with session() as db:
+            start, edits = queries.edits_since(db, since, outlet, topic, limit)
+        return {"since": start.isoformat(), "changes": [e.as_dict() for e in edits]}
 
     @app.get("/api/sources", tags=["api"])
     def api_sources() -> dict[str, Any]:

@@ -12,11 +12,20 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from crawler.config import SourcesFile
-from crawler.db.models import Article, ArticleTopic, CrawlRun, Snapshot, Source, Topic, utcnow
+from crawler.config import SourcesFile, parse_duration
+from crawler.db.models import (
+    Article,
+    ArticleTopic,
+    CrawlRun,
+    Snapshot,
+    Source,
+    Story,
+    Topic,
+    utcnow,
+)
 from crawler.db.queries import payload_bytes
 from crawler.read.export import ArticleFilter
 from crawler.read.search import MARK_END, MARK_START, count_matches, search
@@ -29,6 +38,8 @@ from crawler.scheduler.health import (
     latest_runs,
     next_run_times,
 )
+from crawler.stories.changes import Edit, changes_since
+from crawler.stories.queries import StoryFilter, StorySummary, get_story, list_stories
 from crawler.urls import canonicalize
 
 MAX_LIMIT = 100
@@ -79,14 +90,8 @@ def topic_names(session: Session) -> list[str]:
     return list(session.scalars(select(Topic.name).order_by(Topic.name)))
 
 
-def article_filter(
-    session: Session,
-    outlet: str | None,
-    topic: str | None,
-    since: str | None,
-    until: str | None,
-) -> ArticleFilter:
-    """The CLI's filters from request parameters; an unknown outlet or topic is a 400."""
+def require_known(session: Session, outlet: str | None, topic: str | None) -> None:
+    """A 400 naming an outlet or topic the archive does not hold."""
     for kind, value, known in (
         ("outlet", outlet, outlet_names),
         ("topic", topic, topic_names),
@@ -96,8 +101,26 @@ def article_filter(
             if value not in names:
                 listed = ", ".join(names) or "none"
                 raise bad_request(f"no {kind} {value!r} in the archive ({kind}s: {listed})")
+
+
+def article_filter(
+    session: Session,
+    outlet: str | None,
+    topic: str | None,
+    since: str | None,
+    until: str | None,
+    story: int | None = None,
+) -> ArticleFilter:
+    """The CLI's filters from request parameters; an unknown outlet, topic or story is a 400."""
+    require_known(session, outlet, topic)
+    if story is not None and session.get(Story, story) is None:
+        raise bad_request(f"no story {story} in the archive")
     return ArticleFilter(
-        outlet or None, parse_when(since, "since"), parse_when(until, "until"), topic or None
+        outlet or None,
+        parse_when(since, "since"),
+        parse_when(until, "until"),
+        topic or None,
+        story,
     )
 
 
@@ -122,7 +145,14 @@ def decode_cursor(token: str | None, *keys: str) -> dict[str, Any] | None:
 def _query_key(query: str, filters: ArticleFilter) -> str:
     """A short fingerprint of a search, so a cursor is not replayed on another one."""
     text = json.dumps(
-        [query, filters.outlet, filters.topic, str(filters.since), str(filters.until)]
+        [
+            query,
+            filters.outlet,
+            filters.topic,
+            str(filters.since),
+            str(filters.until),
+            filters.story,
+        ]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -455,3 +485,116 @@ def topics_list(session: Session) -> list[dict[str, Any]]:
         {"topic": name, "articles": count, "applied_at": iso(applied)}
         for name, count, applied in rows
     ]
+
+
+# --- stories and changes ----------------------------------------------------------------------
+
+
+def moment(value: str | None, name: str) -> datetime | None:
+    """A since/until value as `crawler stories` and `crawler changes` take it: a duration back
+    from now (2d, 12h) or a day (its start, UTC) or a timestamp (UTC when no offset is given)."""
+    if not value or not value.strip():
+        return None
+    try:
+        back = parse_duration(value)
+    except ValueError:
+        try:
+            parsed = parse_when(value, name)
+        except WebError:
+            raise bad_request(
+                f"{name} {value!r} is not a duration like 2d or 12h, a date like 2024-07-19 "
+                "or a time like 2024-07-19T06:00"
+            ) from None
+        if isinstance(parsed, datetime) or parsed is None:
+            return parsed
+        return datetime.combine(parsed, time(), tzinfo=UTC)
+    return utcnow() - back
+
+
+@dataclass(frozen=True)
+class StoryPageFilter(StoryFilter):
+    """The CLI's story filters, and the position after which a page starts."""
+
+    after: tuple[datetime, int] | None = None  # (last_published_at, id) of the previous page's last
+
+    def apply(self, statement: Any) -> Any:
+        statement = super().apply(statement)
+        if self.after is not None:
+            newest, story_id = self.after
+            statement = statement.where(
+                or_(
+                    Story.last_published_at < newest,
+                    and_(Story.last_published_at == newest, Story.id < story_id),
+                )
+            )
+        return statement
+
+
+def story_filter(
+    session: Session,
+    since: str | None,
+    until: str | None,
+    topic: str | None,
+    outlet: str | None,
+    min_outlets: int,
+) -> StoryFilter:
+    """`crawler stories`' filters from request parameters; an unknown outlet or topic is a 400."""
+    require_known(session, outlet, topic)
+    return StoryFilter(
+        since=moment(since, "since"),
+        until=moment(until, "until"),
+        topic=topic or None,
+        outlet=outlet or None,
+        min_outlets=min_outlets,
+    )
+
+
+def _story_key(filters: StoryFilter) -> str:
+    """A fingerprint of the filters, so a cursor is not replayed on other ones (a duration's
+    moment moves with the clock: the fingerprint keeps only what the user chose)."""
+    text = json.dumps([filters.topic, filters.outlet, filters.min_outlets])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def stories_page(
+    session: Session, filters: StoryFilter, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Stories newest first (by their latest article) as `crawler stories --json` gives them,
+    `limit` at a time."""
+    position = decode_cursor(cursor, "newest", "id", "filters")
+    after = None
+    if position is not None:
+        if position["filters"] != _story_key(filters) or not isinstance(position["id"], int):
+            raise bad_request("cursor belongs to other filters; start again without it")
+        try:
+            after = (datetime.fromisoformat(position["newest"]), position["id"])
+        except (TypeError, ValueError):
+            raise bad_request(f"cursor {cursor!r} is not one this archive handed out") from None
+    paged = StoryPageFilter(**vars(filters), after=after)
+    found = list_stories(session, paged, limit + 1)
+    shown = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        last = shown[-1]
+        next_cursor = encode_cursor(
+            newest=last.last_published_at.isoformat(), id=last.id, filters=_story_key(filters)
+        )
+    return {"stories": [s.as_dict() for s in shown], "next_cursor": next_cursor}
+
+
+def story_record(session: Session, story_id: int) -> dict[str, Any]:
+    """One story as `crawler stories --json` gives it; 404 when there is none."""
+    story: StorySummary | None = get_story(session, story_id)
+    if story is None:
+        raise WebError(404, f"no story with id {story_id}")
+    return story.as_dict()
+
+
+def edits_since(
+    session: Session, since: str | None, outlet: str | None, topic: str | None, limit: int
+) -> tuple[datetime, list[Edit]]:
+    """`crawler changes`: every edit since then (7 days back by default), newest first."""
+    require_known(session, outlet, topic)
+    start = moment(since or "7d", "since")
+    assert start is not None
+    return start, changes_since(session, start, outlet or None, topic or None, limit)
