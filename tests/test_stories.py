@@ -28,7 +28,7 @@ from crawler.db.models import Article, ArticleSignature, SignatureBand, Story
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
-from tests.conftest import ROOT, crawl, fresh_archive_url, run_cli, write_sources
+from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
 KCNA_RATIFICATION = "287305"
@@ -53,7 +53,7 @@ def mirrored(
 ) -> Iterator[Mirrored]:
     """An archive of all five mirrors, crawled once for the module (tests keep its links)."""
     tmp = tmp_path_factory.mktemp("stories")
-    with MirrorSet() as mirrors:
+    with MirrorSet(OUTLET_SITES) as mirrors:
         sources = write_sources(tmp / "sources.toml", mirrors.base_urls)
         archive_urls = fresh_archive_url(request, tmp / "archive.db")
         db_url = next(archive_urls)

@@ -72,11 +72,13 @@ def test_search_takes_the_clis_filters(client, served):
     dated = client.get(
         "/api/search", params={"q": "Shoigu", "since": "2024-07-05", "until": "2024-07-08"}
     ).json()
-    assert dated["total"] == 3
-    assert {h["published_at"][:10] for h in dated["hits"]} == {
+    # both ends inclusive, on the publication's own day, as `crawler search` reads them
+    assert dated["total"] == 4
+    assert {h["published_date"] for h in dated["hits"]} == {
         "2024-07-05",
         "2024-07-06",
         "2024-07-07",
+        "2024-07-08",
     }
 
 

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
@@ -22,6 +24,8 @@ from crawler.db.models import ArticleTopic, CrawlRun, Source, Topic
 from crawler.db.queries import archive_article, content_hash, store_snapshot
 from crawler.db.session import Archive
 from crawler.items import ArticleItem, FetchedPage
+from crawler.pipelines.clean import clean_article
+from crawler.read.web.queries import outlet_timezones
 from tests.conftest import ROOT
 
 SHOIGU_ARTICLES = 25
@@ -139,9 +143,18 @@ def store(
             url=url,
             title=title,
             body=body.split("\n\n"),
-            published_at=published or datetime(2024, 7, 1, 9, 30, tzinfo=UTC),
+            published=published or datetime(2024, 7, 1, 9, 30, tzinfo=UTC),
+            timezone=str(outlet_timezones().get(outlet, "UTC")),
             author="Staff writer",
         )
+        # the UTC instant, local day and precision as a crawl stores them; the text kept as
+        # given, so pages are tested with hostile text an older archive may hold
+        clean_article(item)
+        item.title, item.body = title, body.split("\n\n")
+        if item.published_at is not None:
+            local = item.published_at.astimezone(ZoneInfo(item.timezone))
+            if local.time() == dt_time(0):
+                item.published_precision = "day"  # a page that showed only its date
         item.canonical_url = url
         item.content_hash = content_hash(item)
         item.snapshot_id = snapshot.id
