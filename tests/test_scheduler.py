@@ -328,7 +328,7 @@ def test_a_failed_run_is_retried_with_back_off_and_recorded(db_url, archive, tmp
     assert first_wait >= 1 and second_wait >= 2  # 1s, then doubled
     log = scheduler.log()
     assert "kcna_watch: retry 1 of 2" in log and "kcna_watch: retry 2 of 2" in log
-    assert "run 2 started (retry, attempt 2)" in log
+    assert "run 2 started (retry, attempt 2; log: " in log
     assert "retry:kcna_watch" not in stored_jobs(archive)
     health = run_cli("health", "--failures", "3", db_url=db_url, sources=path)
     assert health.returncode == 1 and "kcna_watch" in health.stdout
