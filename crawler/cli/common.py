@@ -212,16 +212,14 @@ def parse_when(value: str | None, option: str) -> date | datetime | None:
     a full timestamp (2024-07-19T06:00, UTC when no offset is given)."""
     if value is None:
         return None
-    text = value.strip()
+    from crawler.read.export import parse_day_or_time
+
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        parsed = datetime.fromisoformat(text)
+        return parse_day_or_time(value)
     except ValueError:
         raise fail(
             f"{option} {value!r} is not a date like 2024-07-19 or a time like 2024-07-19T06:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_instant(value: str | None, option: str) -> datetime | None:

@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from sqlalchemy import select
@@ -48,6 +48,16 @@ def outlet_names(outlet: str | Sequence[str] | None) -> tuple[str, ...]:
     if outlet is None:
         return ()
     return (outlet,) if isinstance(outlet, str) else tuple(outlet)
+
+
+def parse_day_or_time(text: str) -> date | datetime:
+    """A --since/--until value: a day (2024-07-19, read on the publication's own calendar) or
+    a timestamp (2024-07-19T06:00, UTC when no offset is given); ValueError otherwise."""
+    text = text.strip()
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

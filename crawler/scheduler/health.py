@@ -34,29 +34,32 @@ def recent_runs(
         query = query.where(Source.name == source)
     records = []
     for name, run in session.execute(query):
-        took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-        records.append(
-            {
-                "id": run.id,
-                "source": name,
-                "trigger": run.trigger,
-                "status": run.status,
-                "started_at": iso(run.started_at),
-                "finished_at": iso(run.finished_at),
-                "duration_seconds": round(took, 3) if took is not None else None,
-                "pages": run.pages,
-                "articles_new": run.articles_new,
-                "articles_updated": run.articles_updated,
-                "articles_unchanged": run.articles_unchanged,
-                "articles_skipped": run.articles_skipped,
-                "articles_invalid": run.articles_invalid,
-                "errors": run.errors,
-                "error_log": run.error_log,
-                "walk": run.walk,
-                "stats": run.stats,  # Scrapy's counters: fallback/*, charset/*, downloader/*
-            }
-        )
+        records.append(run_record(name, run))
     return records
+
+
+def run_record(name: str, run: CrawlRun) -> dict[str, Any]:
+    """A run as `crawler runs --json` (and the web API) show it."""
+    took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "source": name,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": round(took, 3) if took is not None else None,
+        "pages": run.pages,
+        "articles_new": run.articles_new,
+        "articles_updated": run.articles_updated,
+        "articles_unchanged": run.articles_unchanged,
+        "articles_skipped": run.articles_skipped,
+        "articles_invalid": run.articles_invalid,
+        "errors": run.errors,
+        "error_log": run.error_log,
+        "walk": run.walk,
+        "stats": run.stats,  # Scrapy's counters: fallback/*, charset/*, downloader/*
+    }
 
 
 def known_source_names(session: Session) -> set[str]:

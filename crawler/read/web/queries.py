@@ -27,7 +27,7 @@ from crawler.db.models import (
     utcnow,
 )
 from crawler.db.queries import payload_bytes
-from crawler.read.export import ArticleFilter
+from crawler.read.export import ArticleFilter, parse_day_or_time
 from crawler.read.search import MARK_END, MARK_START, count_matches, search
 from crawler.read.show import article_history
 from crawler.scheduler.display import iso
@@ -70,16 +70,12 @@ def parse_when(value: str | None, name: str) -> date | datetime | None:
     publication's own calendar, inclusive) or a timestamp (UTC when no offset is given)."""
     if not value or not value.strip():
         return None
-    text = value.strip()
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        parsed = datetime.fromisoformat(text)
+        return parse_day_or_time(value)
     except ValueError:
         raise bad_request(
             f"{name} {value!r} is not a date like 2024-07-19 or a time like 2024-07-19T06:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def outlet_names(session: Session) -> list[str]:
@@ -339,25 +335,12 @@ def fallback_counts(stats: dict[str, Any] | None) -> dict[str, int]:
 
 
 def run_record(name: str, run: CrawlRun) -> dict[str, Any]:
-    took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-    return {
-        "id": run.id,
-        "source": name,
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "duration_seconds": round(took, 3) if took is not None else None,
-        "pages": run.pages,
-        "articles_new": run.articles_new,
-        "articles_updated": run.articles_updated,
-        "articles_unchanged": run.articles_unchanged,
-        "articles_skipped": run.articles_skipped,
-        "articles_invalid": run.articles_invalid,
-        "errors": run.errors,
-        "error_log": run.error_log,
-        "fallbacks": fallback_counts(run.stats),
-    }
+    """A run as `crawler runs --json` shows it, its fallbacks counted instead of every stat."""
+    from crawler.scheduler.health import run_record as cli_record
+
+    record = cli_record(name, run)
+    record.pop("stats")
+    return {**record, "fallbacks": fallback_counts(run.stats)}
 
 
 def runs_page(
