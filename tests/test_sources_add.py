@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import sys
@@ -46,7 +47,9 @@ def test_add_shows_the_articles_and_appends_keeping_comments(site, sources):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "entry points: sitemaps named in robots.txt" in result.stdout
     assert result.stdout.count("found in: sitemap") == 5
-    assert result.stdout.count("date: 2019-11-") == 5 and result.stdout.count("author: ") == 5
+    # which five articles the probe previews depends on the order their pages arrive in
+    assert len(re.findall(r"date: \d{4}-\d{2}-\d{2}", result.stdout)) == 5
+    assert result.stdout.count("author: ") == 5
     assert "added [sources.world_desk]" in result.stdout
     text = sources.read_text(encoding="utf-8")
     assert text.startswith(SOURCES)  # comments, spacing and order untouched
