@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from bench.stories_set import (
     OTHER_WORDS,
+    Labelled,
     edited_copy,
     evaluate,
     labelled_set,
@@ -403,3 +404,95 @@ def test_changes_lists_an_edit_between_two_crawls_with_a_word_diff(
     assert "[-30-]" not in shown
     other = run_cli("changes", "--json", "--since", "2999-01-01", db_url=db_url)
     assert json.loads(other.stdout) == []
+
+
+def _invented(key: str, outlet: str, title: str, body: str, day: int) -> Labelled:
+    return Labelled(
+        key=key,
+        outlet=outlet,
+        url=f"https://{outlet}.example/{key}",
+        title=title,
+        body=(body,),
+        published_at=datetime(2024, 7, day, 9, tzinfo=UTC),
+        copy_of=key,
+        story=key,
+    )
+
+
+def test_an_article_joins_only_the_stories_of_its_neighbours_not_of_every_candidate(archive):
+    # Both stories' articles share two telling names (Zorblat Quenrix), so all four are
+    # candidates of the last article, but it is about the first story's event only: it must
+    # join that story and leave the other alone (candidates that are not neighbours, however
+    # they are ordered, take no part).
+    first = [
+        _invented(
+            "a1",
+            "wire_a",
+            "Zorblat Quenrix meets Mivander",
+            "In Pellandra on Monday, Zorblat Quenrix met Mivander Ostrel. Then Zorblat Quenrix "
+            "and Mivander Ostrel went to Pellandra hall.",
+            1,
+        ),
+        _invented(
+            "a2",
+            "wire_b",
+            "Mivander Ostrel hosts Zorblat",
+            "Mivander Ostrel said that he was with Zorblat Quenrix in Pellandra. Zorblat "
+            "Quenrix thanked Mivander Ostrel for the day in Pellandra.",
+            1,
+        ),
+    ]
+    second = [
+        _invented(
+            "b1",
+            "wire_a",
+            "Tarvossa Plinketh visits Gorvane",
+            "Tarvossa Plinketh came to Gorvane Wexley on Friday. Tarvossa Plinketh and Gorvane "
+            "Wexley spoke of Dremmel. Tarvossa Plinketh said Gorvane Wexley and Dremmel are old "
+            "friends, as Zorblat Quenrix once said.",
+            2,
+        ),
+        _invented(
+            "b2",
+            "wire_b",
+            "Gorvane Wexley with Tarvossa",
+            "Gorvane Wexley told Tarvossa Plinketh of Dremmel. Tarvossa Plinketh and Gorvane "
+            "Wexley will go to Dremmel, where Gorvane Wexley and Tarvossa Plinketh met Zorblat "
+            "Quenrix.",
+            2,
+        ),
+    ]
+    last = _invented(
+        "c",
+        "wire_c",
+        "Zorblat Quenrix in Pellandra",
+        "It was in Pellandra that Zorblat Quenrix saw Mivander Ostrel again. Zorblat Quenrix, "
+        "Mivander Ostrel and all of Pellandra were there.",
+        2,
+    )
+    # and one more of the first story, from an outlet it already has, a day later
+    again = replace(last, key="d", outlet="wire_a", url="https://wire_a.example/d")
+    again = replace(again, published_at=last.published_at + timedelta(days=1))
+    ids = store_set(archive, [*first, *second, last, again])
+    with archive.sessions() as session:
+        story = {key: session.get_one(ArticleSignature, ids[key]).story_id for key in ids}
+        assert story["a1"] is not None and story["b1"] is not None
+        assert story["a1"] == story["a2"] == story["c"] == story["d"]
+        assert story["b1"] == story["b2"] != story["a1"]
+        stories = {s.id: s for s in session.scalars(select(Story))}
+        figures = {
+            s.id: (s.article_count, s.outlet_count, s.first_published_at, s.last_published_at)
+            for s in stories.values()
+        }
+        assert figures == {
+            story["a1"]: (4, 3, first[0].published_at, again.published_at),
+            story["b1"]: (2, 2, second[0].published_at, second[0].published_at),
+        }
+    # what was kept up to date article by article is what a rebuild computes from scratch
+    rebuild(archive)
+    with archive.sessions() as session:
+        rebuilt = {
+            (s.article_count, s.outlet_count, s.first_published_at, s.last_published_at, s.label)
+            for s in session.scalars(select(Story))
+        }
+        assert rebuilt == {(*figures[s.id], s.label) for s in stories.values()}
