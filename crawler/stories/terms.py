@@ -60,15 +60,18 @@ def idf(term: str) -> float:
 def _tokens(text: str) -> list[tuple[str, bool]]:
     """(folded token, entity-like) for each word of the text."""
     found = []
+    folded: dict[str, str] = {}  # a text repeats its words: each is folded once
     first = True
-    for match in _TOKEN.finditer(text):
-        token = match.group("token")
-        starts_sentence = first or _SENTENCE_END.search(match.group("gap")) is not None
+    for gap, token in _TOKEN.findall(text):
+        starts_sentence = first or (gap != " " and _SENTENCE_END.search(gap) is not None)
         first = False
         entity = (token[0].isupper() and not starts_sentence) or (
             len(token) > 1 and token.isupper()
         )
-        found.append((fold(token).replace("’", "'").removesuffix("'s"), entity))
+        form = folded.get(token)
+        if form is None:
+            form = folded[token] = fold(token).replace("’", "'").removesuffix("'s")
+        found.append((form, entity))
     return found
 
 
