@@ -79,6 +79,10 @@ EXTENSIONS = {
     "crawler.extensions.RunRecorder": 100,
     "crawler.extensions.CrawlProgress": 200,
     "crawler.extensions.LeaseKeeper": 300,  # only when `crawler crawl` holds the source's lease
+    # Off anyway (TELNETCONSOLE_ENABLED, REMOTE_CONTROL_ENABLED) but imported when listed:
+    # twisted.conch and aiohttp, 0.1 s of every crawl's start-up.
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,
 }
 # Seconds a manual crawl's source lease lasts unless renewed (renewed every quarter of it).
 CRAWLER_LEASE_TTL = 120

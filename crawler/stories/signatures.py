@@ -23,8 +23,11 @@ import re
 import struct
 import zlib
 from functools import lru_cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from crawler.topics import fold
 
@@ -60,13 +63,21 @@ def jaccard(first: set[str], second: set[str]) -> float:
 
 # Rows of shingles hashed at once: bounds the working array (rows x NUM_PERM x 4 bytes).
 _CHUNK = 4096
-_EMPTY = np.uint32(0xFFFFFFFF)
-_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+_EMPTY = 0xFFFFFFFF
+_FMIX = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
+
+
+def _numpy() -> ModuleType:
+    # Imported on first use (0.08 s): a crawl needs it once it stores an article.
+    import numpy
+
+    return numpy
 
 
 @lru_cache(maxsize=1)
 def _permutations() -> tuple[np.ndarray, np.ndarray]:
     """The `NUM_PERM` affine permutations (a odd, b), drawn as datasketch draws them."""
+    np = _numpy()
     generator = np.random.RandomState(SEED)
     a = generator.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
     b = generator.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
@@ -75,7 +86,7 @@ def _permutations() -> tuple[np.ndarray, np.ndarray]:
 
 def _fmix(values: np.ndarray) -> np.ndarray:
     """MurmurHash3's 32-bit finalizer (multiplications wrap: modulo 2**32)."""
-    s1, m1, s2, m2, s3 = _FMIX
+    s1, m1, s2, m2, s3 = (_numpy().uint32(c) for c in _FMIX)
     values = values ^ (values >> s1)
     values = values * m1
     values = values ^ (values >> s2)
@@ -85,6 +96,7 @@ def _fmix(values: np.ndarray) -> np.ndarray:
 
 def minhash(shingle_set: set[str]) -> np.ndarray:
     """The MinHash values of a shingle set (uint32, `NUM_PERM` of them)."""
+    np = _numpy()
     result = np.full(NUM_PERM, _EMPTY, dtype=np.uint32)
     if not shingle_set:
         return result
@@ -107,7 +119,7 @@ def to_bytes(values: np.ndarray) -> bytes:
 
 
 def from_bytes(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<u4")
+    return _numpy().frombuffer(data, dtype="<u4")
 
 
 def band_keys(values: np.ndarray) -> list[int]:
