@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from courlan.filters import extension_filter, is_navigation_page, is_not_crawlable
 from dateutil import parser as dateparser
 from scrapy import Request
 from scrapy.exceptions import CloseSpider, IgnoreRequest
@@ -199,6 +198,9 @@ class ArticleSpider(NewsSpider):
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         if self.article_pattern is not None:
             return bool(self.article_pattern.search(path))
+        # imported here: every crawl loads this module (Scrapy's spider loader), few use it
+        from courlan.filters import extension_filter, is_navigation_page, is_not_crawlable
+
         return not (
             _NOT_ARTICLE_PATH.search(parts.path)
             or not extension_filter(parts.path)
