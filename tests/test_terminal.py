@@ -161,7 +161,10 @@ def test_an_unreachable_source_is_a_few_lines_and_its_log_a_file(db_url, tmp_pat
     closed = write_sources(tmp_path / "closed.toml", {"kcna_watch": "http://127.0.0.1:9"})
     env = env_for(db_url, closed) | {"XDG_DATA_HOME": str(tmp_path / "data")}
     args = ("--jitter", "0", "--retries", "0", "-s", "RETRY_TIMES=0")
-    run = run_in_terminal("schedule", *args, env=env, stop_when="kcna_watch: run 1 failed")
+    # stopped once the scheduler has said all it says of the failed run (its last line)
+    run = run_in_terminal(
+        "schedule", *args, env=env, stop_when="kcna_watch: failed 1 time(s) in a row"
+    )
     assert "Traceback" not in run.raw and "Dumping Scrapy stats" not in run.raw
     # (the signal that stops the scheduler may come in before the run's last line: "stopping")
     lines = [line for line in run.unwrapped.splitlines() if " INFO stopping: " not in line]
