@@ -226,8 +226,10 @@ def build(path: Path, count: int, seed: int = 7) -> None:
 def new_articles(count: int, first_id: int, seed: int = 11) -> list[ArticleItem]:
     """Articles with news-like texts, each about something of its own, dated inside the
     archive's span: sentences of English words drawn with their real frequencies (wordfreq),
-    names made up per article, and now and then a sentence of the labelled set's articles."""
-    rng = random.Random(seed)
+    names made up per article, and now and then a sentence of the labelled set's articles.
+    Texts and URLs depend on `first_id`, so that a reused archive (--reuse) gets new articles,
+    not the ones an earlier run stored (those would be unchanged, and nothing indexed)."""
+    rng = random.Random(seed * 1_000_003 + first_id)
     sentences = _sentences()
     words = top_n_list("en", 30_000)
     cumulative = list(itertools.accumulate(1.0 / (rank + 10) for rank in range(len(words))))
@@ -253,7 +255,7 @@ def new_articles(count: int, first_id: int, seed: int = 11) -> list[ArticleItem]
         outlet = OUTLETS[n % len(OUTLETS)]
         item = ArticleItem(
             outlet=outlet,
-            url=f"https://{outlet}.example/new/{seed}/{n}",
+            url=f"https://{outlet}.example/new/{seed}/{first_id}/{n}",
             title=f"{names[0]} and {names[1]} " + " ".join(rng.sample(words[200:3000], 5)),
             body=body,
             published_at=START + timedelta(days=rng.uniform(1, first_id / PER_DAY)),

@@ -22,13 +22,24 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy import cast as type_cast
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm, utcnow
 from crawler.stories import signatures as sig
-from crawler.stories.terms import cosine, index_terms, term_key, term_vector
+from crawler.stories.terms import INDEX_TERMS, cosine, index_terms, term_key, term_vector
 
 STORY_WINDOW = timedelta(days=3)
 STORY_THRESHOLD = 0.5
@@ -39,6 +50,8 @@ MIN_SHARED_TERMS = 2
 # item names Korea and its leader) would otherwise put its whole story window, hundreds of
 # articles, in every comparison; a true neighbour shares most of its telling terms.
 MAX_CANDIDATES = 64
+# Postings of one term read on each side of an article's time (see _story_candidates).
+PER_TERM_SIDE = 48
 # A story's label is recomputed on every change up to this size, then as its size doubles.
 LABEL_EXACT = 32
 
@@ -115,25 +128,60 @@ _MINE = select(
     _SIGNATURES.c.reprint_of,
     _SIGNATURES.c.story_id,
 ).where(_SIGNATURES.c.article_id == bindparam("article_id"))
-_SHARED_TERMS = (
-    select(_TERMS.c.article_id)
-    .where(
-        _TERMS.c.term_key.in_(bindparam("keys", expanding=True)),
-        _TERMS.c.published_at >= bindparam("start"),
-        _TERMS.c.published_at <= bindparam("end"),
-        _TERMS.c.article_id != bindparam("article_id"),
-    )
-    .group_by(_TERMS.c.article_id)
-    .having(func.count() >= MIN_SHARED_TERMS)
-    .order_by(func.count().desc(), _TERMS.c.article_id.desc())
-    .limit(MAX_CANDIDATES)
-)
 # The term vectors as their stored JSON text, parsed through `_vector`'s cache: the same
 # neighbours come back for article after article (parsing them measured 3% of a crawl).
 _TERMS_TEXT = type_cast(_SIGNATURES.c.terms, Text)
-_STORY_CANDIDATES = select(_SIGNATURES.c.article_id, _TERMS_TEXT, _SIGNATURES.c.story_id).where(
-    _SIGNATURES.c.article_id.in_(_SHARED_TERMS)
-)
+
+
+@lru_cache(maxsize=INDEX_TERMS + 1)
+def _story_candidates(keys: int) -> Select[Any]:
+    """The candidates of an article's story with their vectors and stories, for `keys` terms.
+
+    For each term, at most `PER_TERM_SIDE` postings on each side of the article's time, the
+    nearest: a term every article of an outlet carries (a generated site's whole vocabulary, or
+    a word the general-usage IDF does not know is common there) then costs the same as a rare
+    one, and the work does not grow with how many articles the window holds."""
+    postings = []
+    for number in range(keys):
+        same = (
+            _TERMS.c.term_key == bindparam(f"key{number}"),
+            _TERMS.c.article_id != bindparam("article_id"),
+        )
+        postings.append(
+            select(_TERMS.c.article_id)
+            .where(
+                *same,
+                _TERMS.c.published_at <= bindparam("when"),
+                _TERMS.c.published_at >= bindparam("start"),
+            )
+            .order_by(_TERMS.c.published_at.desc())
+            .limit(PER_TERM_SIDE)
+            .subquery()
+        )
+        postings.append(
+            select(_TERMS.c.article_id)
+            .where(
+                *same,
+                _TERMS.c.published_at > bindparam("when"),
+                _TERMS.c.published_at <= bindparam("end"),
+            )
+            .order_by(_TERMS.c.published_at.asc())
+            .limit(PER_TERM_SIDE)
+            .subquery()
+        )
+    found = union_all(*(select(p.c.article_id) for p in postings)).subquery()
+    shared = (
+        select(found.c.article_id)
+        .group_by(found.c.article_id)
+        .having(func.count() >= MIN_SHARED_TERMS)
+        .order_by(func.count().desc(), found.c.article_id.desc())
+        .limit(MAX_CANDIDATES)
+    )
+    return select(_SIGNATURES.c.article_id, _TERMS_TEXT, _SIGNATURES.c.story_id).where(
+        _SIGNATURES.c.article_id.in_(shared)
+    )
+
+
 _HAS_TERMS = select(_TERMS.c.article_id).where(_TERMS.c.article_id == bindparam("article_id"))
 _LINKED = select(_SIGNATURES.c.article_id, _SIGNATURES.c.story_id)
 _COPIES_OF = _LINKED.where(_SIGNATURES.c.reprint_of == bindparam("root"))
@@ -334,9 +382,10 @@ def _cluster(
     keys = [term_key(t) for t in index_terms(vector)]
     if keys and dated:
         candidates = session.execute(
-            _STORY_CANDIDATES,
-            {
-                "keys": keys,
+            _story_candidates(len(keys)),
+            {f"key{number}": key for number, key in enumerate(keys)}
+            | {
+                "when": when,
                 "start": when - STORY_WINDOW,
                 "end": when + STORY_WINDOW,
                 "article_id": article_id,
