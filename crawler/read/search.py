@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
+    Select,
     Text,
     bindparam,
     cast,
@@ -32,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from crawler.db.models import Article, Source
+from crawler.db.models import Article, ArticleSignature, Source
 from crawler.read.export import ArticleFilter
 from crawler.stories.queries import collapse_copies
 
@@ -183,23 +184,30 @@ def search(
     return folded[:limit] if all_copies else folded[offset : offset + limit]
 
 
-def count_matches(session: Session, query: str, filters: ArticleFilter | None = None) -> int:
-    """How many articles `query` matches; SearchError for a malformed query."""
+def count_matches(
+    session: Session,
+    query: str,
+    filters: ArticleFilter | None = None,
+    all_copies: bool = False,
+) -> int:
+    """How many hits `query` has: the texts it matches, copies of one text counted once as
+    search() folds them (every matching article when `all_copies`); SearchError for a
+    malformed query."""
     check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         rowid = _FTS.c.rowid
         match = literal_column("articles_fts").op("MATCH")(bindparam("query", fts5_query(query)))
-        counted = select(func.count()).select_from(_FTS).where(match)
+        matching = select(rowid.label("id")).select_from(_FTS).where(match)
         if filters != ArticleFilter():
-            counted = filters.apply(
-                counted.join(Article, Article.id == rowid).join(
+            matching = filters.apply(
+                matching.join(Article, Article.id == rowid).join(
                     Source, Source.id == Article.source_id
                 )
             )
         try:
-            return int(session.scalar(counted) or 0)
+            return _count_texts(session, matching, all_copies)
         except OperationalError as exc:
             error = _fts5_error(query, exc)
             if error is None:
@@ -210,13 +218,50 @@ def count_matches(session: Session, query: str, filters: ArticleFilter | None = 
 
         tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
         vector = literal_column("articles.search_vector", TSVECTOR)
-        counted = filters.apply(
-            select(func.count(Article.id))
+        matching = filters.apply(
+            select(Article.id)
             .join(Source, Source.id == Article.source_id)
             .where(vector.op("@@")(tsquery))
         )
-        return int(session.scalar(counted) or 0)
+        return _count_texts(session, matching, all_copies)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def _count_texts(session: Session, matching: Select[Any], all_copies: bool) -> int:
+    """The matching articles (a select of their `id`) counted as search() shows them. Copies
+    are few: the matches are counted with their copies in one pass, and only when there are
+    copies are their originals looked at (a distinct count over every match would sort them
+    all)."""
+    if all_copies:
+        return int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+    found = matching.subquery()
+    signature = ArticleSignature
+    matches, copies = session.execute(
+        select(func.count(), func.count(signature.reprint_of))
+        .select_from(found)
+        .outerjoin(signature, signature.article_id == found.c.id)
+    ).one()
+    if not copies:
+        return int(matches)
+    # Each text is one hit: the matches that copy nothing, plus the originals of the matching
+    # copies that do not match themselves (those that do are among the former).
+    originals = (
+        select(signature.reprint_of)
+        .join(found, found.c.id == signature.article_id)
+        .where(signature.reprint_of.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    texts = session.scalar(select(func.count()).select_from(originals)) or 0
+    matched = (
+        session.scalar(
+            select(func.count())
+            .select_from(found)
+            .where(found.c.id.in_(select(originals.c.reprint_of)))
+        )
+        or 0
+    )
+    return int(matches) - int(copies) + int(texts) - int(matched)
 
 
 def check_bounds(query: str) -> None:
