@@ -22,8 +22,10 @@ from sqlalchemy import (
     Select,
     Text,
     bindparam,
+    case,
     cast,
     column,
+    distinct,
     func,
     literal_column,
     select,
@@ -228,40 +230,22 @@ def count_matches(
 
 
 def _count_texts(session: Session, matching: Select[Any], all_copies: bool) -> int:
-    """The matching articles (a select of their `id`) counted as search() shows them. Copies
-    are few: the matches are counted with their copies in one pass, and only when there are
-    copies are their originals looked at (a distinct count over every match would sort them
-    all)."""
-    if all_copies:
-        return int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
-    found = matching.subquery()
+    """The matching articles (a select of their `id`) counted as search() shows them: each text
+    once, unless `all_copies`."""
+    matches = int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+    if all_copies or not matches:
+        return matches
+    # The matches less the copies among them, plus the originals of those copies that do not
+    # match themselves (the others are counted already). Copies are found from the few
+    # copies' index rather than by a lookup per match (`+ 0`: not by the primary key).
     signature = ArticleSignature
-    matches, copies = session.execute(
-        select(func.count(), func.count(signature.reprint_of))
-        .select_from(found)
-        .outerjoin(signature, signature.article_id == found.c.id)
-    ).one()
-    if not copies:
-        return int(matches)
-    # Each text is one hit: the matches that copy nothing, plus the originals of the matching
-    # copies that do not match themselves (those that do are among the former).
-    originals = (
-        select(signature.reprint_of)
-        .join(found, found.c.id == signature.article_id)
-        .where(signature.reprint_of.is_not(None))
-        .distinct()
-        .subquery()
-    )
-    texts = session.scalar(select(func.count()).select_from(originals)) or 0
-    matched = (
-        session.scalar(
-            select(func.count())
-            .select_from(found)
-            .where(found.c.id.in_(select(originals.c.reprint_of)))
+    originals = case((signature.reprint_of.not_in(matching), signature.reprint_of))
+    copies, unmatched = session.execute(
+        select(func.count(), func.count(distinct(originals))).where(
+            signature.reprint_of.is_not(None), (signature.article_id + 0).in_(matching)
         )
-        or 0
-    )
-    return int(matches) - int(copies) + int(texts) - int(matched)
+    ).one()
+    return matches - int(copies) + int(unmatched)
 
 
 def check_bounds(query: str) -> None:
