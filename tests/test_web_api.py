@@ -248,7 +248,11 @@ def test_openapi_describes_the_api(client):
     ):
         assert "get" in spec["paths"][path]
     names = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
-    assert names == {"q", "outlet", "topic", "since", "until", "story", "cursor", "limit"}
+    assert names == {
+        "q", "outlet", "topic", "since", "until", "story", "all-copies", "cursor", "limit"
+    }  # fmt: skip
+    changes = {p["name"] for p in spec["paths"]["/api/changes"]["get"]["parameters"]}
+    assert changes == {"since", "outlet", "topic", "cursor", "limit"}
 
 
 def test_the_archive_is_not_written(client, served):
