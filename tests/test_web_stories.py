@@ -283,6 +283,10 @@ def test_day_only_dates_on_stories_and_changes(client, served):
     assert html.count('<span class="published">2024-12-12</span>') == 2
     assert '<span class="span">2024-12-12 – 2024-12-12</span>' in html
     assert "2024-12-11" not in html
+    # the copy's page: its original ("also published by") and its story's two articles
+    html = client.get(f"/articles/{ids[RATIFICATION[0]]}").text
+    assert html.count('<span class="published">2024-12-12</span>') == 3
+    assert "2024-12-12 – 2024-12-12 · <a" in html and "2024-12-11" not in html
     meeting = _story_with(stories, ids[MEETING[1]])
     html = client.get(f"/stories/{meeting['id']}").text
     # a time: the outlet's local time, as the article page shows it (11:59 UTC in Beirut)

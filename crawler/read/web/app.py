@@ -497,10 +497,12 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
     @app.get("/api/stories", tags=["api"])
     def api_stories(
         since: Annotated[
-            str | None, Query(description="Reported on or after: 2d, 12h back, or ISO.")
+            str | None,
+            Query(description="Reported on or after: 2d, 12h back, a day (local) or a time."),
         ] = None,
         until: Annotated[
-            str | None, Query(description="Begun before: 2d, 12h back, or ISO.")
+            str | None,
+            Query(description="Begun on or before a day (local), or before 2d, 12h or a time."),
         ] = None,
         topic: Text = None,
         outlet: Text = None,
