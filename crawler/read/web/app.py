@@ -126,13 +126,9 @@ def story_span(story: dict[str, Any]) -> str:
         )
         if article is None:  # an article placed by when it was seen: no publication date
             ends.append(when(moment))
-        else:
-            ends.append(
-                published(
-                    moment, article["outlet"], article["published_date"],
-                    article["published_precision"],
-                )
-            )  # fmt: skip
+            continue
+        day, precision = article.get("published_date"), article.get("published_precision")
+        ends.append(published(moment, article["outlet"], day, precision))
     return " – ".join(ends)
 
 

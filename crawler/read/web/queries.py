@@ -189,9 +189,9 @@ def local_published(
     zone = outlet_timezones().get(outlet, ZoneInfo("UTC"))
     local = moment.astimezone(zone)
     day_only = precision == "day" if precision else local.time() == time()
-    shown_day = (date.fromisoformat(day) if isinstance(day, str) else day) or local.date()
-    if not day_only:
-        shown_day = local.date()
+    shown_day = local.date()
+    if day_only and day:  # the day the outlet gave, as it was stored
+        shown_day = date.fromisoformat(day) if isinstance(day, str) else day
     return {
         "local": local.isoformat(),
         "timezone": str(zone),
