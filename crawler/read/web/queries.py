@@ -296,7 +296,15 @@ def articles_page(
     """Articles newest archived first (by id), `limit` at a time."""
     position = decode_cursor(cursor, "before")
     statement = filters.apply(
-        select(Article.id, Source.name, Article.url, Article.title, Article.published_at)
+        select(
+            Article.id,
+            Source.name,
+            Article.url,
+            Article.title,
+            Article.published_at,
+            Article.published_date,
+            Article.published_precision,
+        )
         .join(Source, Source.id == Article.source_id)
         .order_by(Article.id.desc())
         .limit(limit + 1)
@@ -311,6 +319,8 @@ def articles_page(
             "url": row.url,
             "title": row.title,
             "published_at": iso(row.published_at),
+            "published_date": row.published_date.isoformat() if row.published_date else None,
+            "published_precision": row.published_precision,
         }
         for row in rows[:limit]
     ]
