@@ -139,6 +139,11 @@ def test_article_gives_the_local_date_and_topics(client, served):
     assert tagged["topics"] == ["dprk-russia"]
     assert tagged["published"]["time"] == "05:00"  # midnight UTC in Asia/Karachi (UTC+5)
     assert tagged["published"]["timezone"] == "Asia/Karachi"
+    listed = client.get("/api/articles", params={"outlet": "kcna_watch"}).json()["articles"]
+    day = next(a for a in listed if a["id"] == served.corpus.day_only)
+    assert (day["published_date"], day["published_precision"]) == ("2024-12-12", "day")
+    latest = client.get("/search", params={"outlet": "kcna_watch"}).text  # no query: the latest
+    assert '<span class="published">2024-12-12</span>' in latest and "15:00 UTC" not in latest
 
 
 def test_a_snapshot_is_served_under_a_sandbox_policy(client, served):
@@ -248,7 +253,11 @@ def test_openapi_describes_the_api(client):
     ):
         assert "get" in spec["paths"][path]
     names = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
-    assert names == {"q", "outlet", "topic", "since", "until", "story", "cursor", "limit"}
+    assert names == {
+        "q", "outlet", "topic", "since", "until", "story", "all-copies", "cursor", "limit"
+    }  # fmt: skip
+    changes = {p["name"] for p in spec["paths"]["/api/changes"]["get"]["parameters"]}
+    assert changes == {"since", "outlet", "topic", "cursor", "limit"}
 
 
 def test_the_archive_is_not_written(client, served):

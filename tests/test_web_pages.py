@@ -274,6 +274,15 @@ def test_stories_and_changes_in_a_browser(browser, page, request, tmp_path):
             stories = page.locator("section.story")
             expect(stories).to_have_count(5)
             expect(page.locator("li.copy .copy-of")).to_have_count(4)
+            # KCNA Watch's 12/12/2024 (midnight in Pyongyang) as the date it gave, as on the
+            # article page; a time as the outlet's local time
+            ids = served.corpus.articles
+            kcna = page.locator(f"li:has(> a[href='/articles/{ids['287305']}'])")
+            expect(kcna.locator(".published")).to_have_text("2024-12-12")
+            meeting_first = page.locator(
+                f"li:has(> a[href='/articles/{ids['kim-jong-un-hosts-russia']}'])"
+            )
+            expect(meeting_first.locator(".published")).to_have_text("2024-07-19 14:59 (EEST)")
             hostile = page.locator(f"li.copy:has(a[href='/articles/{served.corpus.hostile_copy}'])")
             expect(hostile).to_contain_text("<script>document.title='pwned'</script>")
             expect(hostile.locator("span.ctl")).to_have_count(2)
@@ -296,10 +305,22 @@ def test_stories_and_changes_in_a_browser(browser, page, request, tmp_path):
             page.get_by_role("button", name="Search").click()
             expect(page.locator("#within-story")).to_be_visible()  # the story is kept
             expect(page.locator("li.hit").first).to_be_visible()
+            # two reprint pairs match: two hits and a total of two, four with every copy
+            page.goto(served.url + "/search?q=ambassador+reception")
+            expect(page.locator("li.hit")).to_have_count(2)
+            expect(page.locator("#total")).to_have_text("2 articles match")
+            expect(page.locator("li.hit .copies")).to_have_text(["and 1 copy"] * 2)
+            screenshot(page, "search-copies")
+            page.get_by_label("every copy").check()
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("li.hit")).to_have_count(4)
+            expect(page.locator("#total")).to_have_text("4 articles match")
+            expect(page.get_by_label("every copy")).to_be_checked()
             page.get_by_role("link", name="Changes").click()
             expect(page.locator("section.edit")).to_have_count(3)
             expect(page.locator("#total")).to_contain_text("3 edits since")
             title = page.locator(f"#edit-{served.corpus.edited}-3")
+            expect(title.locator(".published")).to_have_text("2024-12-12")
             expect(title.locator("del")).to_have_text("fulfils")
             expect(title.locator("ins")).to_have_text("overfulfils")
             body = page.locator(f"#edit-{served.corpus.edited}-2")
@@ -313,6 +334,19 @@ def test_stories_and_changes_in_a_browser(browser, page, request, tmp_path):
             page.get_by_role("button", name="Show").click()
             expect(page.locator("section.edit")).to_have_count(1)
             expect(page.locator("section.edit ins")).to_have_text("later")
+            # two edits a page: the newest two, then `Older →` to the other two
+            page.goto(served.url + "/changes?since=60d&limit=2")
+            expect(page.locator("section.edit")).to_have_count(2)
+            expect(page.locator("#total")).to_contain_text("older ones on the next page")
+            newest = page.locator("section.edit").evaluate_all("(s) => s.map((e) => e.id)")
+            page.get_by_role("link", name="Older →").click()
+            expect(page.locator("section.edit")).to_have_count(2)
+            expect(page.locator("#total")).to_contain_text("2 older edits since")
+            older = page.locator("section.edit").evaluate_all("(s) => s.map((e) => e.id)")
+            assert not set(newest) & set(older)
+            assert f"edit-{served.corpus.old_edit}-2" in older
+            expect(page.get_by_role("link", name="Older →")).to_have_count(0)
+            screenshot(page, "changes-older")
             phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
             try:
                 small = phone.new_page()

@@ -240,3 +240,114 @@ def test_the_token_guards_the_new_routes(served, tmp_path):
                 assert "Plant" not in page.text and "Shoigu" not in page.text
     finally:
         guarded.stop()
+
+
+def test_changes_page_by_cursor(client, served):
+    everything = client.get("/api/changes", params={"since": "60d"}).json()
+    assert len(everything["changes"]) == 4 and everything["next_cursor"] is None
+    seen, cursors = [], [None]
+    while True:
+        params = {"since": "60d", "limit": 1} | ({"cursor": cursors[-1]} if cursors[-1] else {})
+        page = client.get("/api/changes", params=params).json()
+        assert len(page["changes"]) == 1, page  # no empty last page
+        seen += page["changes"]
+        if not page["next_cursor"]:
+            break
+        cursors.append(page["next_cursor"])
+    assert seen == everything["changes"] and len(cursors) == 4
+    first = client.get("/api/changes", params={"since": "60d", "limit": 1}).json()
+    other = client.get(
+        "/api/changes",
+        params={"since": "60d", "outlet": "kcna_watch", "cursor": first["next_cursor"]},
+    )
+    assert other.status_code == 400 and "cursor belongs to other filters" in other.json()["error"]
+    bad = client.get("/api/changes", params={"cursor": "garbage"})
+    assert bad.status_code == 400 and "cursor 'garbage'" in bad.json()["error"]
+    # the page: the newest edit, then an `Older →` link to the next
+    html = client.get("/changes", params={"since": "60d", "limit": 1}).text
+    assert html.count('class="edit diff"') == 1 and "older ones on the next page" in html
+    last = {"since": "60d", "limit": 1, "cursor": cursors[-1]}
+    older = client.get("/changes", params=last).text
+    assert 'rel="next"' not in older and f'id="edit-{served.corpus.old_edit}-2"' in older
+
+
+def test_day_only_dates_on_stories_and_changes(client, served):
+    ids = served.corpus.articles
+    stories = client.get("/api/stories").json()["stories"]
+    ratification = _story_with(stories, ids[RATIFICATION[0]])
+    kcna = next(a for a in ratification["articles"] if a["id"] == ids[RATIFICATION[0]])
+    # KCNA Watch gave 12/12/2024: midnight in Pyongyang, the 11th in UTC
+    assert kcna["published_at"].startswith("2024-12-11T15:00")
+    assert (kcna["published_date"], kcna["published_precision"]) == ("2024-12-12", "day")
+    html = client.get(f"/stories/{ratification['id']}").text
+    assert html.count('<span class="published">2024-12-12</span>') == 2
+    assert '<span class="span">2024-12-12 – 2024-12-12</span>' in html
+    assert "2024-12-11" not in html
+    # the copy's page: its original ("also published by") and its story's two articles
+    html = client.get(f"/articles/{ids[RATIFICATION[0]]}").text
+    assert html.count('<span class="published">2024-12-12</span>') == 3
+    assert "2024-12-12 – 2024-12-12 · <a" in html and "2024-12-11" not in html
+    meeting = _story_with(stories, ids[MEETING[1]])
+    html = client.get(f"/stories/{meeting['id']}").text
+    # a time: the outlet's local time, as the article page shows it (11:59 UTC in Beirut)
+    assert '<span class="published">2024-07-19 14:59 (EEST)</span>' in html
+    listed = client.get("/stories").text
+    assert '<span class="published">2024-12-12</span>' in listed
+    assert "15:00 UTC" not in listed
+    edits = client.get("/api/changes").json()["changes"]
+    edited = next(e for e in edits if e["article_id"] == served.corpus.edited)
+    assert (edited["published_date"], edited["published_precision"]) == ("2024-12-12", "day")
+    changes = client.get("/changes").text
+    assert changes.count('published <span class="published">2024-12-12</span>') == 2
+    article = client.get(f"/articles/{served.corpus.edited}").text
+    assert '<dd id="published">2024-12-12 <span class="hint">(date only' in article
+
+
+def test_search_total_counts_copies_of_a_text_once(client, served):
+    ids = served.corpus.articles
+    copy, original = ids[RATIFICATION[0]], ids[RATIFICATION[1]]
+    query = {"q": "ambassador reception"}
+    folded = client.get("/api/search", params=query).json()
+    everything = client.get("/api/search", params=query | {"all-copies": "true"}).json()
+    assert {copy, original} <= {h["id"] for h in everything["hits"]}
+    assert everything["total"] == len(everything["hits"])
+    shown = [h for h in folded["hits"] if h["id"] in (copy, original)]
+    assert len(shown) == 1 and shown[0]["copies"] == 1
+    texts = {h["reprint_of"] or h["id"] for h in everything["hits"]}
+    assert len(texts) < everything["total"]  # two reprint pairs match
+    assert folded["total"] == len(folded["hits"]) == len(texts)
+    # paged one hit at a time, the total is what the pages go through
+    seen, cursor = [], None
+    while True:
+        params = query | {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/search", params=params).json()
+        assert page["total"] == folded["total"] and len(page["hits"]) == 1, page
+        seen += page["hits"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [h["id"] for h in seen] == [h["id"] for h in folded["hits"]]
+    html = client.get("/search", params=query).text
+    assert f'<p class="total" id="total">{folded["total"]} article' in html
+    assert html.count('class="hit"') == folded["total"]
+    every = client.get("/search", params=query | {"all-copies": "true"}).text
+    assert every.count('class="hit"') == everything["total"]
+
+
+def test_stories_until_a_day_is_that_local_day_inclusive(client, served):
+    """The meeting's first report: 19 July 2024 at 11:59 UTC (14:59 in Beirut); the reception
+    on ratification: 12 December in Pyongyang, 11 December 15:00 in UTC."""
+    ids = served.corpus.articles
+    for option, day, key, wanted in (
+        ("--until", "2024-07-19", MEETING[1], True),
+        ("--until", "2024-07-18", MEETING[1], False),
+        ("--since", "2024-12-12", RATIFICATION[0], True),
+        ("--since", "2024-12-13", RATIFICATION[0], False),
+    ):
+        cli = run_cli("stories", "--json", option, day, db_url=served.db_url)
+        assert cli.returncode == 0, cli.stderr
+        found = json.loads(cli.stdout)
+        members = {a["id"] for s in found for a in s["articles"]}
+        assert (ids[key] in members) is wanted, (option, day)
+        api = client.get("/api/stories", params={option.removeprefix("--"): day}).json()
+        assert api["stories"] == found, (option, day)

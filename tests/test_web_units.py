@@ -144,3 +144,20 @@ def test_a_search_hit_says_how_many_copies_it_stands_for():
     page = SearchPage("Shoigu", 1, 0, [hit], None, None)
     html = template.render(page=page, form=form, outlets=[], topics=[], limit=20)
     assert "cop" not in html.split('class="hits"')[1]
+
+
+def test_a_publication_is_shown_as_precisely_as_its_outlet_gave_it():
+    from crawler.read.web.app import published
+
+    # a source whose time zone comes from the sources file, not a spider: the stored day
+    assert published("2024-12-11T19:00:00+00:00", "example_news", "2024-12-12", "day") == (
+        "2024-12-12"
+    )
+    # a time that falls on a local midnight is still a time when the outlet gave one
+    assert published("2024-12-11T15:00:00+00:00", "kcna_watch", "2024-12-12", "time") == (
+        "2024-12-12 00:00 (KST)"
+    )
+    # a record without precision (an old version's date): a local midnight is a day
+    assert published("2024-12-11T15:00:00+00:00", "kcna_watch") == "2024-12-12"
+    assert published("2024-07-19T11:59:00+00:00", "al_mayadeen") == "2024-07-19 14:59 (EEST)"
+    assert published(None, "kcna_watch") == "-"

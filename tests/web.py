@@ -20,11 +20,11 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crawler.db.models import ArticleTopic, CrawlRun, Source, Topic
+from crawler.db.models import Article, ArticleTopic, CrawlRun, Source, Topic
 from crawler.db.queries import archive_article, content_hash, store_snapshot
 from crawler.db.session import Archive
 from crawler.items import ArticleItem, FetchedPage
-from crawler.pipelines.clean import clean_article
+from crawler.pipelines.clean import clean_article, local_day
 from crawler.read.web.queries import outlet_timezones
 from tests.conftest import ROOT
 
@@ -33,6 +33,7 @@ RECENT_ARTICLES = 6
 TOKEN = "s3cret-token-for-the-web-tests"
 HOSTILE_TITLE = "<script>document.title='pwned'</script> Kim \x1b[31mRED\x1b[0m meets Shoigu"
 NOW = datetime.now(UTC).replace(microsecond=0)
+DAY_ONLY = datetime(2024, 12, 11, 15, tzinfo=UTC)  # 12 December, midnight in Pyongyang
 
 
 @dataclass
@@ -293,13 +294,15 @@ def populate_stories(url: str) -> StoryCorpus:
         copy = edited_copy(meeting, "hostile", "wire_h", "https://wire-h.example/a/1", seed=5)
         copied = store_set(archive, [replace(copy, title=HOSTILE_TITLE)])
         corpus.hostile_copy = copied["hostile"]
+        local_days(archive, [*corpus.articles.values(), corpus.hostile_copy])
         with archive.transaction() as session:
             topic = Topic(name=corpus.topic)
             session.add(topic)
             session.flush()
             session.add(ArticleTopic(article_id=corpus.articles["1706918"], topic_id=topic.id))
         body = "The plant fulfilled its plan.\n\nWorkers made 30 machines in June."
-        when = {"fetched_at": NOW - timedelta(days=3)}
+        # KCNA Watch gives only the day: midnight in Pyongyang, 12 December
+        when = {"fetched_at": NOW - timedelta(days=3), "published": DAY_ONLY}
         corpus.edited, _ = store(archive, "kcna_watch", "/e/1", "Plant fulfils plan", body, **when)
         store(
             archive,
@@ -308,6 +311,7 @@ def populate_stories(url: str) -> StoryCorpus:
             "Plant fulfils plan",
             body.replace("30 machines", "40 machines"),
             fetched_at=NOW - timedelta(days=2),
+            published=DAY_ONLY,
         )
         store(
             archive,
@@ -316,10 +320,16 @@ def populate_stories(url: str) -> StoryCorpus:
             "Plant overfulfils plan",
             body.replace("30 machines", "40 machines"),
             fetched_at=NOW - timedelta(days=1),
+            published=DAY_ONLY,
         )
         hostile_body = "Prices were steady."
         corpus.hostile_edit, _ = store(
-            archive, "urdupoint", "/e/2", "Prices steady", hostile_body, **when
+            archive,
+            "urdupoint",
+            "/e/2",
+            "Prices steady",
+            hostile_body,
+            fetched_at=when["fetched_at"],
         )
         store(
             archive,
@@ -348,6 +358,23 @@ def populate_stories(url: str) -> StoryCorpus:
     finally:
         archive.dispose()
     return corpus
+
+
+def local_days(archive: Archive, ids: list[int]) -> None:
+    """Give articles stored without it their local day and precision as a crawl does: the
+    spider's naive local time, read in the outlet's time zone by the clean pipeline."""
+    with archive.transaction() as session:
+        rows = session.execute(
+            select(Article, Source.name)
+            .join(Source, Source.id == Article.source_id)
+            .where(Article.id.in_(ids))
+        )
+        for article, outlet in rows:
+            if article.published_at is None:
+                continue
+            zone = outlet_timezones().get(outlet, ZoneInfo("UTC"))
+            local = article.published_at.astimezone(zone).replace(tzinfo=None)
+            article.published_date, article.published_precision = local_day(local, str(zone))
 
 
 def free_port() -> int:

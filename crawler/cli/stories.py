@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +19,7 @@ from crawler.cli.common import (
     open_archive,
     out,
     parse_instant,
+    parse_when,
     progress_bar,
     require_outlet,
     require_topic,
@@ -32,17 +33,31 @@ stories_app = typer.Typer(
 app.add_typer(stories_app, name="stories")
 
 
-def moment(value: str | None, option: str) -> datetime | None:
-    """A --since/--until value: a duration back from now (2d, 12h) or an ISO date."""
-    if value is None:
-        return None
+def _back(value: str) -> datetime | None:
+    """A duration (2d, 12h) as the moment that long ago; None for anything else."""
     try:
         back = parse_duration(value)
     except ValueError:
-        return parse_instant(value, option)
+        return None
     from crawler.db.models import utcnow
 
     return utcnow() - back
+
+
+def moment(value: str | None, option: str) -> date | datetime | None:
+    """A --since/--until of stories: a duration back from now (2d, 12h), or as every command
+    reads it (a local day, inclusive, or a timestamp)."""
+    if value is None:
+        return None
+    return _back(value) or parse_when(value, option)
+
+
+def instant(value: str, option: str) -> datetime:
+    """--since of changes (when edits were made): a duration back from now, a timestamp, or a
+    day from its start in UTC."""
+    start = _back(value) or parse_instant(value, option)
+    assert start is not None
+    return start
 
 
 def _day(value: Any) -> str:
@@ -55,7 +70,10 @@ def stories(
     since: Annotated[
         str | None, typer.Option(help="Stories reported on or after (ISO date, or 2d, 12h ago).")
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Stories begun before (ISO date).")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Stories begun on or before (a date, inclusive) or before (a time, 2d)."),
+    ] = None,
     topic: Annotated[
         str | None, typer.Option(help="Stories with an article tagged with this topic.")
     ] = None,
@@ -156,8 +174,7 @@ def changes(
     check_sources(sources)
     from crawler.stories.changes import changes_since
 
-    start = moment(since, "--since")
-    assert start is not None
+    start = instant(since, "--since")
     archive = open_archive(db)
     require_outlet(archive, outlet)
     require_topic(archive, topic)

@@ -19,10 +19,13 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
+    Select,
     Text,
     bindparam,
+    case,
     cast,
     column,
+    distinct,
     func,
     literal_column,
     select,
@@ -32,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from crawler.db.models import Article, Source
+from crawler.db.models import Article, ArticleSignature, Source
 from crawler.read.export import ArticleFilter
 from crawler.stories.queries import collapse_copies
 
@@ -183,23 +186,30 @@ def search(
     return folded[:limit] if all_copies else folded[offset : offset + limit]
 
 
-def count_matches(session: Session, query: str, filters: ArticleFilter | None = None) -> int:
-    """How many articles `query` matches; SearchError for a malformed query."""
+def count_matches(
+    session: Session,
+    query: str,
+    filters: ArticleFilter | None = None,
+    all_copies: bool = False,
+) -> int:
+    """How many hits `query` has: the texts it matches, copies of one text counted once as
+    search() folds them (every matching article when `all_copies`); SearchError for a
+    malformed query."""
     check_bounds(query)
     filters = filters or ArticleFilter()
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         rowid = _FTS.c.rowid
         match = literal_column("articles_fts").op("MATCH")(bindparam("query", fts5_query(query)))
-        counted = select(func.count()).select_from(_FTS).where(match)
+        matching = select(rowid.label("id")).select_from(_FTS).where(match)
         if filters != ArticleFilter():
-            counted = filters.apply(
-                counted.join(Article, Article.id == rowid).join(
+            matching = filters.apply(
+                matching.join(Article, Article.id == rowid).join(
                     Source, Source.id == Article.source_id
                 )
             )
         try:
-            return int(session.scalar(counted) or 0)
+            return _count_texts(session, matching, all_copies)
         except OperationalError as exc:
             error = _fts5_error(query, exc)
             if error is None:
@@ -210,13 +220,32 @@ def count_matches(session: Session, query: str, filters: ArticleFilter | None = 
 
         tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
         vector = literal_column("articles.search_vector", TSVECTOR)
-        counted = filters.apply(
-            select(func.count(Article.id))
+        matching = filters.apply(
+            select(Article.id)
             .join(Source, Source.id == Article.source_id)
             .where(vector.op("@@")(tsquery))
         )
-        return int(session.scalar(counted) or 0)
+        return _count_texts(session, matching, all_copies)
     raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+
+
+def _count_texts(session: Session, matching: Select[Any], all_copies: bool) -> int:
+    """The matching articles (a select of their `id`) counted as search() shows them: each text
+    once, unless `all_copies`."""
+    matches = int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+    if all_copies or not matches:
+        return matches
+    # The matches less the copies among them, plus the originals of those copies that do not
+    # match themselves (the others are counted already). Copies are found from the few
+    # copies' index rather than by a lookup per match (`+ 0`: not by the primary key).
+    signature = ArticleSignature
+    originals = case((signature.reprint_of.not_in(matching), signature.reprint_of))
+    copies, unmatched = session.execute(
+        select(func.count(), func.count(distinct(originals))).where(
+            signature.reprint_of.is_not(None), (signature.article_id + 0).in_(matching)
+        )
+    ).one()
+    return matches - int(copies) + int(unmatched)
 
 
 def check_bounds(query: str) -> None:

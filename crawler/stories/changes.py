@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleTopic, ArticleVersion, Source, Topic
@@ -65,6 +65,11 @@ class Edit:
     from_version: int
     to_version: int
     fields: list[FieldChange]
+    version_id: int  # the edited version's row: with changed_at, the edit's place in the feed
+    # the article's publication after the edit, as its outlet gave it
+    published_at: datetime | None = None
+    published_date: date | None = None
+    published_precision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +80,9 @@ class Edit:
             "changed_at": self.changed_at.isoformat(),
             "from_version": self.from_version,
             "to_version": self.to_version,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "published_date": self.published_date.isoformat() if self.published_date else None,
+            "published_precision": self.published_precision,
             "changes": [f.as_dict() for f in self.fields],
         }
 
@@ -129,8 +137,10 @@ def changes_since(
     outlet: str | None = None,
     topic: str | None = None,
     limit: int = 100,
+    before: tuple[datetime, int] | None = None,
 ) -> list[Edit]:
-    """Every edit made since `since`, newest first (at most `limit`)."""
+    """Every edit made since `since`, newest first (at most `limit`); after `before` (the
+    `changed_at` and `version_id` of the previous page's last edit) when given."""
     statement = (
         select(ArticleVersion, Source.name)
         .join(Article, Article.id == ArticleVersion.article_id)
@@ -146,6 +156,14 @@ def changes_since(
             .where(Topic.name == topic)
         )
         statement = statement.where(Article.id.in_(tagged))
+    if before is not None:
+        changed_at, version_id = before
+        statement = statement.where(
+            or_(
+                ArticleVersion.superseded_at < changed_at,
+                and_(ArticleVersion.superseded_at == changed_at, ArticleVersion.id < version_id),
+            )
+        )
     statement = statement.order_by(
         ArticleVersion.superseded_at.desc(), ArticleVersion.id.desc()
     ).limit(limit)
@@ -182,6 +200,10 @@ def changes_since(
                 from_version=version.version,
                 to_version=version.version + 1,
                 fields=_field_changes(_text(version), _text(after)),
+                version_id=version.id,
+                published_at=after.published_at,
+                published_date=after.published_date,
+                published_precision=after.published_precision,
             )
         )
     return edits

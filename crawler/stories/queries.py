@@ -7,16 +7,16 @@ for JSON, so a command and a page show the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from crawler.db.models import Article, ArticleSignature, ArticleTopic, Source, Story, Topic
 
 
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -32,6 +32,8 @@ class LinkedArticle:
     reprint_of: int | None
     similarity: float | None
     story_id: int | None
+    published_date: date | None = None  # the publication's local day
+    published_precision: str | None = None  # 'day': the outlet gave only the day
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,8 @@ class LinkedArticle:
             "outlet": self.outlet,
             "title": self.title,
             "published_at": _iso(self.published_at),
+            "published_date": _iso(self.published_date),
+            "published_precision": self.published_precision,
             "reprint_of": self.reprint_of,
             "similarity": self.similarity,
             "story_id": self.story_id,
@@ -79,20 +83,44 @@ class StorySummary:
         }
 
 
+# No local day starts more than 14 hours before its UTC namesake nor ends more than 12 after.
+_EARLIEST_ZONE, _LATEST_ZONE = timedelta(hours=14), timedelta(hours=12)
+
+
 @dataclass(frozen=True)
 class StoryFilter:
-    since: datetime | None = None
-    until: datetime | None = None
+    """Which stories: reported on or after `since`, begun before `until` (a `date` is a local
+    day, inclusive, as an article's publication day: a story with an article on it or after,
+    on it or before; a `datetime` an instant), with an article of the topic or outlet."""
+
+    since: date | datetime | None = None
+    until: date | datetime | None = None
     topic: str | None = None
     outlet: str | None = None
     min_outlets: int = 1
 
     def apply(self, statement: Select[Any]) -> Select[Any]:
         """The statement (on Story) narrowed to matching stories."""
-        if self.since:
+        if isinstance(self.since, datetime):
             statement = statement.where(Story.last_published_at >= self.since)
-        if self.until:
+        elif self.since is not None:
+            start = datetime.combine(self.since, time(), tzinfo=UTC)
+            statement = statement.where(
+                Story.last_published_at >= start - _EARLIEST_ZONE,
+                _member_published(
+                    Article.published_date >= self.since, ArticleSignature.published_at >= start
+                ),
+            )
+        if isinstance(self.until, datetime):
             statement = statement.where(Story.first_published_at < self.until)
+        elif self.until is not None:
+            end = datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
+            statement = statement.where(
+                Story.first_published_at < end + _LATEST_ZONE,
+                _member_published(
+                    Article.published_date <= self.until, ArticleSignature.published_at < end
+                ),
+            )
         if self.min_outlets > 1:
             statement = statement.where(Story.outlet_count >= self.min_outlets)
         if self.outlet:
@@ -114,6 +142,17 @@ class StoryFilter:
         return statement
 
 
+def _member_published(on_day: Any, otherwise: Any) -> Any:
+    """The story has an article whose publication day meets `on_day`, or, for one without a
+    local day (no publication date: placed by when it was seen), whose place in time meets
+    `otherwise`."""
+    return (
+        exists()
+        .where(ArticleSignature.story_id == Story.id, Article.id == ArticleSignature.article_id)
+        .where(or_(on_day, and_(Article.published_date.is_(None), otherwise)))
+    )
+
+
 def _linked(session: Session, condition: Any) -> list[LinkedArticle]:
     rows = session.execute(
         select(
@@ -126,6 +165,8 @@ def _linked(session: Session, condition: Any) -> list[LinkedArticle]:
             ArticleSignature.similarity,
             ArticleSignature.story_id,
             ArticleSignature.published_at.label("placed_at"),
+            Article.published_date,
+            Article.published_precision,
         )
         .join(ArticleSignature, ArticleSignature.article_id == Article.id)
         .join(Source, Source.id == Article.source_id)
@@ -133,7 +174,12 @@ def _linked(session: Session, condition: Any) -> list[LinkedArticle]:
         # earliest first, as copies are ordered: an article naming another source comes after
         .order_by(ArticleSignature.published_at, Article.original_source.is_not(None), Article.id)
     )
-    return [LinkedArticle(*row[:8]) for row in rows]
+    return [
+        LinkedArticle(
+            *row[:8], published_date=row.published_date, published_precision=row.published_precision
+        )
+        for row in rows
+    ]
 
 
 def list_stories(

@@ -6,7 +6,7 @@ import itertools
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -47,6 +47,9 @@ MinOutlets = Annotated[
     int, Query(alias="min-outlets", ge=1, description="Stories reported by N outlets or more.")
 ]
 Text = Annotated[str | None, Query()]
+AllCopies = Annotated[
+    bool, Query(alias="all-copies", description="Every copy of a text as a hit of its own.")
+]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,39 @@ def when(value: str | datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def published(
+    value: str | datetime | None,
+    outlet: str,
+    day: str | date | None = None,
+    precision: str | None = None,
+) -> str:
+    """A publication as the article page shows it: the outlet's local date when it gave only
+    the day, else its local time."""
+    local = queries.local_published(value, outlet, day, precision)
+    return local["shown"] if local else "-"
+
+
+def story_span(story: dict[str, Any]) -> str:
+    """A story's first and last publication, each as the article page shows its article's."""
+    ends = []
+    for key in ("first_published_at", "last_published_at"):
+        moment = datetime.fromisoformat(story[key])
+        article = next(
+            (
+                a
+                for a in story["articles"]
+                if a["published_at"] and datetime.fromisoformat(a["published_at"]) == moment
+            ),
+            None,
+        )
+        if article is None:  # an article placed by when it was seen: no publication date
+            ends.append(when(moment))
+            continue
+        day, precision = article.get("published_date"), article.get("published_precision")
+        ends.append(published(moment, article["outlet"], day, precision))
+    return " – ".join(ends)
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -112,7 +148,12 @@ def make_templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(marked=marked, when=when, duration=duration, visible=visible)
-    env.globals.update(outcome_colours=charts.OUTCOME_COLOURS, link=link)
+    env.globals.update(
+        outcome_colours=charts.OUTCOME_COLOURS,
+        link=link,
+        published=published,
+        story_span=story_span,
+    )
     return env
 
 
@@ -210,6 +251,7 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         since: Text = None,
         until: Text = None,
         story: StoryId = None,
+        all_copies: AllCopies = False,
         cursor: Text = None,
         limit: Limit = 20,
     ) -> HTMLResponse:
@@ -221,6 +263,7 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
             "since": since,
             "until": until,
             "story": story,
+            "all_copies": all_copies,
         }
         with session() as db:
             outlets, topics = queries.outlet_names(db), queries.topic_names(db)
@@ -230,7 +273,7 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
                 if story is not None:
                     context["story"] = queries.story_record(db, story)
                 if q and q.strip():
-                    context["page"] = queries.search_page(db, q, filters, cursor, limit)
+                    context["page"] = queries.search_page(db, q, filters, cursor, limit, all_copies)
                 else:
                     context["latest"] = queries.articles_page(db, filters, cursor, limit)
             except (WebError, SearchError) as exc:
@@ -371,7 +414,11 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
 
     @app.get("/changes", response_class=HTMLResponse, tags=["pages"])
     def changes_page(
-        since: Text = None, outlet: Text = None, topic: Text = None, limit: Limit = 100
+        since: Text = None,
+        outlet: Text = None,
+        topic: Text = None,
+        cursor: Text = None,
+        limit: Limit = 100,
     ) -> HTMLResponse:
         """Every article edited since then, with a word diff, newest first (HTML;
         `crawler changes`)."""
@@ -383,10 +430,10 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
                 "topics": queries.topic_names(db),
             }
             try:
-                start, edits = queries.edits_since(db, since, outlet, topic, limit)
+                page = queries.edits_since(db, since, outlet, topic, cursor, limit)
             except WebError as exc:
                 return render("changes.html", status=exc.status, error=exc.message, **context)
-        return render("changes.html", start=start, edits=edits, **context)
+        return render("changes.html", page=page, first_page=not cursor, **context)
 
     # --- API -----------------------------------------------------------------------------------
 
@@ -398,13 +445,15 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         since: Annotated[str | None, Query(description="Published on or after (ISO).")] = None,
         until: Annotated[str | None, Query(description="Published before (ISO).")] = None,
         story: StoryId = None,
+        all_copies: AllCopies = False,
         cursor: Annotated[str | None, Query(description="next_cursor of a page.")] = None,
         limit: Limit = 20,
     ) -> dict[str, Any]:
-        """Ranked full-text search: the total, a page of hits, and the next page's cursor."""
+        """Ranked full-text search: the total of hits (copies of one text are one hit, with
+        their number, unless `all-copies`), a page of hits, and the next page's cursor."""
         with session() as db:
             filters = queries.article_filter(db, outlet, topic, since, until, story)
-            page = queries.search_page(db, q, filters, cursor, limit)
+            page = queries.search_page(db, q, filters, cursor, limit, all_copies)
         for hit in page.hits:
             hit["snippet"] = _MARKS.sub(
                 lambda m: "<mark>" if m.group() == MARK_START else "</mark>", hit["snippet"]
@@ -444,10 +493,12 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
     @app.get("/api/stories", tags=["api"])
     def api_stories(
         since: Annotated[
-            str | None, Query(description="Reported on or after: 2d, 12h back, or ISO.")
+            str | None,
+            Query(description="Reported on or after: 2d, 12h back, a day (local) or a time."),
         ] = None,
         until: Annotated[
-            str | None, Query(description="Begun before: 2d, 12h back, or ISO.")
+            str | None,
+            Query(description="Begun on or before a day (local), or before 2d, 12h or a time."),
         ] = None,
         topic: Text = None,
         outlet: Text = None,
@@ -473,12 +524,17 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
         ] = None,
         outlet: Text = None,
         topic: Text = None,
+        cursor: Annotated[str | None, Query(description="next_cursor of a page.")] = None,
         limit: Limit = 100,
     ) -> dict[str, Any]:
         """Every edit made since then, newest first, as `crawler changes --json` gives it."""
         with session() as db:
-            start, edits = queries.edits_since(db, since, outlet, topic, limit)
-        return {"since": start.isoformat(), "changes": [e.as_dict() for e in edits]}
+            page = queries.edits_since(db, since, outlet, topic, cursor, limit)
+        return {
+            "since": page.since.isoformat(),
+            "changes": [e.as_dict() for e in page.edits],
+            "next_cursor": page.next_cursor,
+        }
 
     @app.get("/api/sources", tags=["api"])
     def api_sources() -> dict[str, Any]:

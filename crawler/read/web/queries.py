@@ -138,7 +138,7 @@ def decode_cursor(token: str | None, *keys: str) -> dict[str, Any] | None:
     return position
 
 
-def _query_key(query: str, filters: ArticleFilter) -> str:
+def _query_key(query: str, filters: ArticleFilter, all_copies: bool = False) -> str:
     """A short fingerprint of a search, so a cursor is not replayed on another one."""
     text = json.dumps(
         [
@@ -148,6 +148,7 @@ def _query_key(query: str, filters: ArticleFilter) -> str:
             str(filters.since),
             str(filters.until),
             filters.story,
+            all_copies,
         ]
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -173,21 +174,30 @@ def outlet_timezones() -> dict[str, ZoneInfo]:
     return zones
 
 
-def local_published(published_at: datetime | str | None, outlet: str) -> dict[str, Any] | None:
-    """The publication moment in the outlet's time zone; a midnight there is a date only (the
-    outlet gave no time)."""
+def local_published(
+    published_at: datetime | str | None,
+    outlet: str,
+    day: date | str | None = None,
+    precision: str | None = None,
+) -> dict[str, Any] | None:
+    """The publication moment in the outlet's time zone; a date only where the outlet gave no
+    time: precision 'day' (the local day kept when it was stored), or, for a record without a
+    precision, a midnight there."""
     if published_at is None:
         return None
     moment = datetime.fromisoformat(published_at) if isinstance(published_at, str) else published_at
     zone = outlet_timezones().get(outlet, ZoneInfo("UTC"))
     local = moment.astimezone(zone)
-    day_only = local.time() == time()
+    day_only = precision == "day" if precision else local.time() == time()
+    shown_day = local.date()
+    if day_only and day:  # the day the outlet gave, as it was stored
+        shown_day = date.fromisoformat(day) if isinstance(day, str) else day
     return {
         "local": local.isoformat(),
         "timezone": str(zone),
-        "date": local.date().isoformat(),
+        "date": shown_day.isoformat(),
         "time": None if day_only else local.strftime("%H:%M"),
-        "shown": local.date().isoformat()
+        "shown": shown_day.isoformat()
         if day_only
         else f"{local:%Y-%m-%d %H:%M} ({local.tzname()})",
     }
@@ -207,11 +217,17 @@ class SearchPage:
 
 
 def search_page(
-    session: Session, query: str, filters: ArticleFilter, cursor: str | None, limit: int
+    session: Session,
+    query: str,
+    filters: ArticleFilter,
+    cursor: str | None,
+    limit: int,
+    all_copies: bool = False,
 ) -> SearchPage:
-    """One page of ranked hits (snippets marked with search.MARK_START/END) and the total,
-    counted for the first page and carried in the cursor after it."""
-    key = _query_key(query, filters)
+    """One page of ranked hits (snippets marked with search.MARK_START/END) and the total of
+    hits (copies of one text are one hit unless `all_copies`), counted for the first page and
+    carried in the cursor after it."""
+    key = _query_key(query, filters, all_copies)
     position = decode_cursor(cursor, "offset", "query", "total")
     offset, total = 0, None
     if position is not None:
@@ -220,13 +236,15 @@ def search_page(
         ):
             raise bad_request("cursor belongs to another search; start again without it")
         offset, total = max(0, position["offset"]), position["total"]
-    hits = search(session, query, filters, limit=limit, offset=offset)
+    hits = search(session, query, filters, limit=limit, offset=offset, all_copies=all_copies)
     if total is None:
-        total = count_matches(session, query, filters) if hits else 0
+        total = count_matches(session, query, filters, all_copies) if hits else 0
     records = []
     for hit in hits:
         record = hit.as_dict(start=MARK_START, end=MARK_END)
-        record["published"] = local_published(hit.published_at, hit.outlet)
+        record["published"] = local_published(
+            hit.published_at, hit.outlet, hit.published_date, hit.published_precision
+        )
         records.append(record)
     after = offset + len(hits)
     return SearchPage(
@@ -263,7 +281,12 @@ def article_record(session: Session, article_id: int) -> dict[str, Any]:
         raise WebError(404, f"no article with id {article_id}")
     history = article_history(session, article)
     history["topics"] = article_topics(session, article_id)
-    history["published"] = local_published(history["published_at"], history["outlet"])
+    history["published"] = local_published(
+        history["published_at"],
+        history["outlet"],
+        history["published_date"],
+        history["published_precision"],
+    )
     return history
 
 
@@ -273,7 +296,15 @@ def articles_page(
     """Articles newest archived first (by id), `limit` at a time."""
     position = decode_cursor(cursor, "before")
     statement = filters.apply(
-        select(Article.id, Source.name, Article.url, Article.title, Article.published_at)
+        select(
+            Article.id,
+            Source.name,
+            Article.url,
+            Article.title,
+            Article.published_at,
+            Article.published_date,
+            Article.published_precision,
+        )
         .join(Source, Source.id == Article.source_id)
         .order_by(Article.id.desc())
         .limit(limit + 1)
@@ -288,6 +319,8 @@ def articles_page(
             "url": row.url,
             "title": row.title,
             "published_at": iso(row.published_at),
+            "published_date": row.published_date.isoformat() if row.published_date else None,
+            "published_precision": row.published_precision,
         }
         for row in rows[:limit]
     ]
@@ -473,25 +506,40 @@ def topics_list(session: Session) -> list[dict[str, Any]]:
 # --- stories and changes ----------------------------------------------------------------------
 
 
-def moment(value: str | None, name: str) -> datetime | None:
-    """A since/until value as `crawler stories` and `crawler changes` take it: a duration back
-    from now (2d, 12h) or a day (its start, UTC) or a timestamp (UTC when no offset is given)."""
-    if not value or not value.strip():
-        return None
+def _back(value: str) -> datetime | None:
+    """A duration (2d, 12h) as the moment that long ago; None for anything else."""
     try:
         back = parse_duration(value)
     except ValueError:
-        try:
-            parsed = parse_when(value, name)
-        except WebError:
-            raise bad_request(
-                f"{name} {value!r} is not a duration like 2d or 12h, a date like 2024-07-19 "
-                "or a time like 2024-07-19T06:00"
-            ) from None
-        if isinstance(parsed, datetime) or parsed is None:
-            return parsed
-        return datetime.combine(parsed, time(), tzinfo=UTC)
+        return None
     return utcnow() - back
+
+
+def moment(value: str | None, name: str) -> date | datetime | None:
+    """A since/until value as `crawler stories` takes it: a duration back from now (2d, 12h),
+    or as `crawler search` reads it (a local day, inclusive, or a timestamp)."""
+    if not value or not value.strip():
+        return None
+    back = _back(value)
+    if back is not None:
+        return back
+    try:
+        return parse_when(value, name)
+    except WebError:
+        raise bad_request(
+            f"{name} {value!r} is not a duration like 2d or 12h, a date like 2024-07-19 "
+            "or a time like 2024-07-19T06:00"
+        ) from None
+
+
+def instant(value: str, name: str) -> datetime:
+    """A since value as `crawler changes` takes it (when edits were made): a duration back
+    from now, a timestamp, or a day from its start in UTC."""
+    parsed = moment(value, name)
+    if isinstance(parsed, datetime):
+        return parsed
+    assert parsed is not None
+    return datetime.combine(parsed, time(), tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -573,11 +621,48 @@ def story_record(session: Session, story_id: int) -> dict[str, Any]:
     return story.as_dict()
 
 
+def _changes_key(since: str, outlet: str | None, topic: str | None) -> str:
+    """A fingerprint of the changes' filters, so a cursor is not replayed on other ones."""
+    text = json.dumps([since, outlet or None, topic or None])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    since: datetime
+    edits: list[Edit]
+    next_cursor: str | None
+
+
 def edits_since(
-    session: Session, since: str | None, outlet: str | None, topic: str | None, limit: int
-) -> tuple[datetime, list[Edit]]:
-    """`crawler changes`: every edit since then (7 days back by default), newest first."""
+    session: Session,
+    since: str | None,
+    outlet: str | None,
+    topic: str | None,
+    cursor: str | None,
+    limit: int,
+) -> ChangesPage:
+    """`crawler changes`: every edit since then (7 days back by default), newest first,
+    `limit` at a time."""
     require_known(session, outlet, topic)
-    start = moment(since or "7d", "since")
-    assert start is not None
-    return start, changes_since(session, start, outlet or None, topic or None, limit)
+    since = since.strip() if since and since.strip() else "7d"
+    start = instant(since, "since")
+    key = _changes_key(since, outlet, topic)
+    position = decode_cursor(cursor, "changed", "id", "filters")
+    before = None
+    if position is not None:
+        if position["filters"] != key or not isinstance(position["id"], int):
+            raise bad_request("cursor belongs to other filters; start again without it")
+        try:
+            before = (datetime.fromisoformat(position["changed"]), position["id"])
+        except (TypeError, ValueError):
+            raise bad_request(f"cursor {cursor!r} is not one this archive handed out") from None
+    found = changes_since(session, start, outlet or None, topic or None, limit + 1, before)
+    shown = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        last = shown[-1]
+        next_cursor = encode_cursor(
+            changed=last.changed_at.isoformat(), id=last.version_id, filters=key
+        )
+    return ChangesPage(start, shown, next_cursor)
