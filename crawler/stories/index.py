@@ -428,7 +428,7 @@ def _cluster(
         session.execute(delete(_STORIES).where(_STORIES.c.id.in_(merged)))
     loose = sorted({article_id} | {a for a, s in neighbours.items() if s is None})
     session.execute(_JOIN_STORY, {"ids": loose, "story": target})
-    if loose == [article_id] and story_id is None and not merged and target in stories:
+    if loose == [article_id] and story_id is None and not merged and stories:
         _joined(session, target, article_id, when)
     else:
         refresh_story(session, target)
@@ -471,7 +471,7 @@ def _joined(session: Session, story_id: int, article_id: int, when: datetime) ->
     }
     if not outlet_known:
         values["outlet_count"] = _STORIES.c.outlet_count + 1
-    if not label or count <= LABEL_EXACT or count & (count - 1) == 0:
+    if _label_due(label, count):
         values["label"] = _representative_title(session, story_id)
     session.execute(update(_STORIES).where(_STORIES.c.id == story_id).values(**values))
 
@@ -499,9 +499,15 @@ def refresh_story(session: Session, story_id: int) -> None:
     current = session.execute(
         select(_STORIES.c.label).where(_STORIES.c.id == story_id)
     ).scalar_one()
-    if not current or count <= LABEL_EXACT or count & (count - 1) == 0:
+    if _label_due(current, count):
         values["label"] = _representative_title(session, story_id)
     session.execute(update(_STORIES).where(_STORIES.c.id == story_id).values(**values))
+
+
+def _label_due(label: str, count: int) -> bool:
+    """Whether a story of `count` articles gets its label recomputed: while it is small, then
+    each time its size doubles."""
+    return not label or count <= LABEL_EXACT or count & (count - 1) == 0
 
 
 def _representative_title(session: Session, story_id: int) -> str:
