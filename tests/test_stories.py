@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from alembic import command
 from sqlalchemy import select, update
 
 from bench.stories_set import (
@@ -26,9 +29,10 @@ from bench.stories_set import (
     store_set,
 )
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story
-from crawler.db.session import Archive
+from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
+from crawler.stories import signatures as sig
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
@@ -496,3 +500,65 @@ def test_an_article_joins_only_the_stories_of_its_neighbours_not_of_every_candid
             for s in session.scalars(select(Story))
         }
         assert rebuilt == {(*figures[s.id], s.label) for s in stories.values()}
+
+
+def _migration(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "migrations" / "versions" / name)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bands(archive: Archive) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {}
+    with archive.sessions() as session:
+        for key, article_id in session.execute(
+            select(SignatureBand.band_key, SignatureBand.article_id)
+        ):
+            found.setdefault(article_id, set()).add(key)
+    return found
+
+
+def test_0009_recomputes_the_bands_from_the_stored_minhash_and_copies_are_still_found(archive):
+    migration = _migration("0009_fewer_bands.py")
+    original = next(a for a in mirror_articles() if a.key == ISLAM_TIMES_MEETING)
+    others = [a for a in OTHER_WORDS if a.key in ("other-kim-factory", "other-putin-vietnam")]
+    ids = store_set(archive, [original, *others])
+    with archive.sessions() as session:
+        minhashes = dict(
+            session.execute(select(ArticleSignature.article_id, ArticleSignature.minhash)).all()
+        )
+    current = _bands(archive)
+    assert set(current) == set(ids.values())
+    for article_id, keys in current.items():
+        assert len(keys) == sig.BANDS == 21
+        # the migration's frozen copy of the band function is the project's own
+        assert keys == set(migration._band_keys(minhashes[article_id], sig.BANDS, sig.ROWS))
+        assert keys == set(sig.band_keys(sig.from_bytes(minhashes[article_id])))
+
+    command.downgrade(alembic_config(archive.engine), "0008")
+    old = _bands(archive)
+    assert {article_id: len(keys) for article_id, keys in old.items()} == {
+        article_id: 42 for article_id in ids.values()
+    }
+    assert old[ids[original.key]] == set(migration._band_keys(minhashes[ids[original.key]], 42, 3))
+
+    command.upgrade(alembic_config(archive.engine), "head")
+    archive.engine.dispose()
+    assert _bands(archive) == current
+    if archive.dialect == "sqlite":
+        with archive.engine.connect() as conn:
+            tables = dict(
+                conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                    " AND name IN ('signature_bands', 'story_terms')"
+                ).all()
+            )
+        assert sorted(tables) == ["signature_bands", "story_terms"]
+        assert all(sql.rstrip().endswith("WITHOUT ROWID") for sql in tables.values())
+    # the migrated index finds a copy stored after it
+    copy = edited_copy(original, "copy", "wire_c", "https://wire-c.example/a/1", seed=1)
+    ids |= store_set(archive, [copy])
+    with archive.sessions() as session:
+        assert session.get_one(ArticleSignature, ids["copy"]).reprint_of == ids[original.key]

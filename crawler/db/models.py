@@ -354,9 +354,12 @@ class ArticleSignature(Base):
 
 
 class SignatureBand(Base):
-    """The LSH index: one row per band of an article's MinHash; equal keys are candidates."""
+    """The LSH index: one row per band of an article's MinHash; equal keys are candidates.
+
+    On SQLite a row lives in its key's B-tree only (WITHOUT ROWID): no rowid table besides."""
 
     __tablename__ = "signature_bands"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     article_id: Mapped[int] = mapped_column(
@@ -366,9 +369,10 @@ class SignatureBand(Base):
 
 class StoryTerm(Base):
     """An article's most telling terms by time: articles near in time sharing them are
-    candidates for the same story."""
+    candidates for the same story. WITHOUT ROWID on SQLite, as `signature_bands`."""
 
     __tablename__ = "story_terms"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     published_at: Mapped[datetime] = mapped_column(primary_key=True)

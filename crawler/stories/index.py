@@ -103,13 +103,15 @@ _INSERT_SIGNATURE = insert(_SIGNATURES)
 _INSERT_BANDS = insert(_BANDS)
 _INSERT_TERMS = insert(_TERMS)
 _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
-_BAND_CANDIDATES = (
-    select(_BANDS.c.article_id)
-    .where(
-        _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
-        _BANDS.c.article_id != bindparam("article_id"),
+# The articles sharing a band with the given keys, with their MinHash (the estimate of the
+# Jaccard drops the candidates far from a copy before their texts are read).
+_BAND_CANDIDATES = select(_SIGNATURES.c.article_id, _SIGNATURES.c.minhash).where(
+    _SIGNATURES.c.article_id.in_(
+        select(_BANDS.c.article_id).where(
+            _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
+            _BANDS.c.article_id != bindparam("article_id"),
+        )
     )
-    .distinct()
 )
 _ROOTS = select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
     _SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True))
@@ -328,9 +330,13 @@ def _link_copies(
     has any."""
     if values is None:
         values = sig.from_bytes(session.execute(_MINHASH, {"article_id": text.id}).scalar_one())
-    candidates = list(
-        session.scalars(_BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id})
-    )
+    candidates = [
+        other_id
+        for other_id, other_values in session.execute(
+            _BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id}
+        )
+        if sig.estimate(values, sig.from_bytes(other_values)) >= sig.ESTIMATE_FLOOR
+    ]
     if not candidates:
         return False
     if shingle_set is None:
