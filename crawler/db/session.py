@@ -76,6 +76,43 @@ def alembic_config(engine: Engine) -> Any:
     return config
 
 
+def broken_foreign_keys(connection: Connection, limit: int = 5) -> list[tuple[str, str, Any]]:
+    """(table, column, value) of up to `limit` references to no row, on SQLite: what
+    `PRAGMA foreign_key_check` finds, found in an order a large archive can afford.
+
+    The pragma walks each referencing table in its own key's order and looks every row's
+    parent up: on an archive of 1,000,000 articles, 33 million lookups at random places of
+    `articles` (measured over 10 minutes). Here each referencing column's distinct values are
+    read in order, through its index, and the parents looked up in that order.
+    """
+    broken: list[tuple[str, str, Any]] = []
+    tables = connection.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).scalars()
+    for table in list(tables):
+        keys: dict[int, list[Any]] = {}
+        for row in connection.exec_driver_sql(f'PRAGMA foreign_key_list("{table}")'):
+            keys.setdefault(row.id, []).append(row._mapping)
+        if any(len(columns) > 1 or columns[0]["to"] is None for columns in keys.values()):
+            # a key of several columns, or the parent's unnamed primary key: the pragma's way
+            broken += [
+                (table, "", row[1])
+                for row in connection.exec_driver_sql(f'PRAGMA foreign_key_check("{table}")')
+            ]
+            continue
+        for (reference,) in keys.values():
+            column, parent, key = reference["from"], reference["table"], reference["to"]
+            broken += [
+                (table, column, value)
+                for (value,) in connection.exec_driver_sql(
+                    f'SELECT value FROM (SELECT DISTINCT "{column}" AS value FROM "{table}"'
+                    f' WHERE "{column}" IS NOT NULL) WHERE NOT EXISTS'
+                    f' (SELECT 1 FROM "{parent}" WHERE "{key}" = value) LIMIT {limit}'
+                )
+            ]
+    return broken[:limit]
+
+
 @contextmanager
 def migration_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction for a whole upgrade, holding the archive's migration lock.
@@ -105,7 +142,7 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
                     connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 yield connection
                 if sqlite:
-                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    broken = broken_foreign_keys(connection)
                     if broken:
                         raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
         finally:
