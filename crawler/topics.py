@@ -73,10 +73,15 @@ def alias_pattern(alias: str) -> str:
         prefix = r"\w*" if word.startswith("*") else ""
         suffix = r"\w*" if word.endswith("*") else ""
         parts.append(prefix + re.escape(core) + suffix)
-    pattern = r"[\s-]+".join(parts)
     first, last = words[0].strip("*")[0], words[-1].strip("*")[-1]
     if _word_bounded(first) and not words[0].startswith("*"):
-        pattern = r"(?<!\w)" + pattern
+        # "not after a letter", said after the first letter: `k(?<!\wk)im`, not `(?<!\w)kim`.
+        # A pattern that starts with a literal lets the regex engine skip to the places where
+        # that letter is; one that starts with a lookbehind is tried at every character
+        # (measured: 0.5 ms a text for the default topics' Korea group, 0.01 ms this way).
+        escaped = re.escape(first)
+        parts[0] = escaped + rf"(?<!\w{escaped})" + parts[0].removeprefix(escaped)
+    pattern = r"[\s-]+".join(parts)
     if _word_bounded(last) and not words[-1].endswith("*"):
         pattern += r"(?!\w)"
     return pattern

@@ -77,11 +77,34 @@ def test_title_summary_and_body_are_all_read(bundled):
 def test_alias_patterns():
     assert alias_pattern("Kim Jong-un") == alias_pattern("kim jong un")
     assert alias_pattern("러시아") == "러시아"  # no word boundary for Hangul
-    assert alias_pattern("Путин*").endswith(r"путин\w*")
+    assert alias_pattern("Путин*") == r"п(?<!\wп)утин\w*"
     with pytest.raises(ValueError, match="no letters"):
         alias_pattern(" - ")
     with pytest.raises(ValueError, match="start or end"):
         alias_pattern("Pu*tin")
+
+
+@pytest.mark.parametrize(
+    ("alias", "found", "not_found"),
+    [
+        (
+            "Kim Jong-un",
+            ["kim jong un", "met kim jong-un.", "(kim jong un)", "-kim jong un"],
+            ["akim jong un", "kim jong unification", "_kim jong un"],
+        ),
+        ("DPRK", ["dprk", "the dprk's", "«dprk»"], ["xdprk", "dprkx", "2dprk"]),
+        ("Путин*", ["путин", "путина", "с путиным"], ["распутин"]),
+        ("*korea", ["korea", "northkorea", "south korea"], ["koreans"]),
+        ("러시아", ["러시아", "러시아와"], ["로시아"]),
+        (".NET", [".net", "a .net app"], ["a.net"]),
+    ],
+)
+def test_an_alias_starts_only_where_a_word_starts(alias, found, not_found):
+    # the word-start condition stands after the first letter (the engine then skips to that
+    # letter's places); what it matches is what "not after a letter" means
+    pattern = re.compile(alias_pattern(alias))
+    assert [text for text in found if pattern.search(text)] == found
+    assert [text for text in not_found if pattern.search(text)] == []
 
 
 def write(path: Path, text: str) -> Path:
