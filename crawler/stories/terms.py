@@ -118,9 +118,8 @@ def term_vector(
 
 def cosine(first: dict[str, float], second: dict[str, float]) -> float:
     """Cosine similarity of two unit-length vectors."""
-    if len(first) > len(second):
-        first, second = second, first
-    return sum(weight * second.get(term, 0.0) for term, weight in first.items())
+    # the shared terms, found by a set intersection (most candidates share a few of 40)
+    return sum(first[term] * second[term] for term in first.keys() & second.keys())
 
 
 def index_terms(vector: dict[str, float], count: int = INDEX_TERMS) -> list[str]:
