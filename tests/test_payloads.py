@@ -130,7 +130,7 @@ def test_downgrade_rewrites_dictionary_payloads_as_plain_zstd(db_url):
         archive.dispose()
     engine = make_engine(db_url)
     try:
-        command.downgrade(alembic_config(engine), "-1")  # to before 0008
+        command.downgrade(alembic_config(engine), "0007")  # to before 0008
         plain = zstandard.ZstdDecompressor()
         with engine.connect() as connection:
             rows = dict(connection.exec_driver_sql("SELECT sha256, content FROM payloads").all())
