@@ -9,11 +9,9 @@ from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
-from sqlalchemy import select
 
 from crawler.config import SourceConfig, project_settings
-from crawler.db.models import CrawlRun, Source
-from crawler.db.queries import newest_runs
+from crawler.db.models import CrawlRun
 from crawler.db.session import Archive
 from crawler.extensions import CrawlProgress, ProgressBoard
 
@@ -122,10 +120,3 @@ def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSumma
         return summaries
     finally:
         archive.dispose()
-
-
-def last_runs(archive: Archive) -> dict[str, CrawlRun]:
-    """The newest run of every source, by source name."""
-    with archive.transaction() as session:
-        names = {row.id: row.name for row in session.execute(select(Source.id, Source.name))}
-        return {names[source_id]: run for source_id, run in newest_runs(session).items()}

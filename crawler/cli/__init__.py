@@ -1,28 +1,49 @@
 """The `crawler` command: crawl, export, inspect and operate the archive.
 
-One module a command group; importing them registers their commands on `app`.
+One module a command group; importing it registers its commands on `app`. `main()` imports
+only the module of the command it runs, so that a query does not pay for the crawl's imports.
 """
 
 import os
 import sys
+from collections.abc import Sequence
 
-from crawler.cli import crawl, db, parse, query, schedule, sources, stories, topics, warc, web
 from crawler.cli.common import app, err
 
-__all__ = [
-    "app",
-    "crawl",
-    "db",
-    "main",
-    "parse",
-    "query",
-    "schedule",
-    "sources",
-    "stories",
-    "topics",
-    "warc",
-    "web",
-]
+__all__ = ["COMMAND_MODULES", "app", "main", "register_commands"]
+
+# The module (under crawler.cli) that defines each command or command group.
+COMMAND_MODULES = {
+    "crawl": "crawl",
+    "demo": "crawl",
+    "reparse": "crawl",
+    "db": "db",
+    "parse": "parse",
+    "show": "query",
+    "search": "query",
+    "stats": "query",
+    "export": "query",
+    "schedule": "schedule",
+    "runs": "schedule",
+    "health": "schedule",
+    "sources": "sources",
+    "stories": "stories",
+    "changes": "stories",
+    "topics": "topics",
+    "warc": "warc",
+    "web": "web",
+}
+
+
+def register_commands(argv: Sequence[str]) -> None:
+    """Register the command `argv` starts with; every command when it starts with none that
+    is known (no arguments, `--help`, a mistyped name), so help and suggestions name them all."""
+    modules = dict.fromkeys(COMMAND_MODULES.values())
+    if argv and argv[0] in COMMAND_MODULES:
+        modules = {COMMAND_MODULES[argv[0]]: None}
+    for module in modules:
+        # the import statement's own machinery (unlike importlib's), so -X importtime shows it
+        __import__(f"crawler.cli.{module}")
 
 
 def main() -> None:
@@ -32,6 +53,7 @@ def main() -> None:
         raw = os.fsencode(undecodable)
         err.print(f"error: argument {raw!r} is not valid UTF-8 text", highlight=False)
         raise SystemExit(2)
+    register_commands(sys.argv[1:])
     app()
 
 

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from crawler.config import ConfigError, SourcesFile, database_url, load_sources, sources_path
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
     help="Archive news outlets: crawl them, keep every version, query the archive.",
@@ -256,6 +258,8 @@ def progress_bar(label: str, enabled: bool) -> Any:
 
 
 def counts_table(title: str, counts: dict[str, int]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("outcome")
     table.add_column("count", justify="right")

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from crawler.cli.common import (
     DbOption,
@@ -154,7 +152,9 @@ def stats_command(
     check_sources(sources)
     import json
 
+    from rich.console import Console
     from rich.markup import escape
+    from rich.table import Table
 
     from crawler.read.stats import collect_stats, day_label, sparkline
     from crawler.topics import load_topics

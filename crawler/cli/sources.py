@@ -41,7 +41,7 @@ def list_sources(
         return
     import json
 
-    from crawler.runner import last_runs
+    from crawler.db.queries import last_runs
     from crawler.scheduler.display import format_time
     from crawler.scheduler.health import source_states
     from crawler.scheduler.jobs import schedule_description
@@ -49,9 +49,8 @@ def list_sources(
     config = sources_file(sources)
     archive = open_archive(db, read_only=True)
     try:
-        runs = last_runs(archive)
         with archive.sessions() as session:
-            states = source_states(session, list(config.sources.values()), runs)
+            states = source_states(session, list(config.sources.values()), last_runs(session))
     finally:
         archive.dispose()
     if as_json:

@@ -20,10 +20,10 @@ from crawler.db.models import (
     CrawlRun,
     Payload,
     Snapshot,
+    Source,
     SourceWalk,
     utcnow,
 )
-from crawler.db.payloads import pack, unpack
 from crawler.items import ArticleItem, FetchedPage
 
 
@@ -67,6 +67,8 @@ _INSERT_SNAPSHOT = insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
 def store_payload(session: Session, body: bytes, source_id: int) -> str:
     """Keep `body` once under its sha256 (compressed, crawler/db/payloads.py) and return the
     digest."""
+    from crawler.db.payloads import pack  # zstd: for the crawl, not for the queries here
+
     digest = hashlib.sha256(body).hexdigest()
     packed = pack(session, source_id, body)
     values = {
@@ -107,6 +109,8 @@ def store_snapshot(
 
 def payload_bytes(session: Session, sha256: str) -> bytes:
     """The exact bytes stored under a digest."""
+    from crawler.db.payloads import unpack
+
     payload = session.get(Payload, sha256)
     if payload is None:
         raise KeyError(sha256)
@@ -502,3 +506,9 @@ def newest_runs(session: Session) -> dict[int, CrawlRun]:
     newest = select(func.max(CrawlRun.id)).group_by(CrawlRun.source_id)
     runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(newest)))
     return {run.source_id: run for run in runs}
+
+
+def last_runs(session: Session) -> dict[str, CrawlRun]:
+    """The newest crawl run of every source that has one, by source name."""
+    names = {row.id: row.name for row in session.execute(select(Source.id, Source.name))}
+    return {names[source_id]: run for source_id, run in newest_runs(session).items()}
