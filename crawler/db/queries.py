@@ -419,6 +419,7 @@ def record_urls(
 def _record_urls_upsert(dialect: str) -> Any:
     """record_urls' INSERT ... ON CONFLICT DO UPDATE, built once: built for every page, its
     `excluded` alias (a reference cycle of about a hundred objects) was garbage to collect."""
+    statement: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
