@@ -2,6 +2,8 @@
 
 import os
 
+from scrapy.settings import default_settings as scrapy_defaults
+
 from crawler import __version__
 from crawler.config import DEFAULT_MAX_PAGE_SIZE
 
@@ -47,6 +49,16 @@ ITEM_PIPELINES = {
     "crawler.pipelines.store.StorePipeline": 500,
 }
 
+# Scrapy's own, less what this project switches off for good: listing a component as None
+# would not spare its import (Scrapy loads every listed class to match it with its base
+# entry), and a component left in the base is imported to find it is off. Cookies stay off
+# (COOKIES_ENABLED; its middleware imports tldextract, 0.05 s of every crawl's start-up): a
+# crawl that needs them lists scrapy.downloadermiddlewares.cookies.CookiesMiddleware here.
+DOWNLOADER_MIDDLEWARES_BASE = {
+    name: order
+    for name, order in scrapy_defaults.DOWNLOADER_MIDDLEWARES_BASE.items()
+    if name != "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"
+}
 # Engine side of decompression (590): a page whose declared charset misreads its bytes is
 # read in the right one (stat `charset/overruled`); the bytes themselves stay as served.
 # What a hostile site cannot make the crawl do (each refusal in the run's error log,
@@ -75,14 +87,22 @@ CRAWLER_MAX_PAGE_SIZE = DEFAULT_MAX_PAGE_SIZE
 # The longest Retry-After (seconds) a 429 or 503 answer is waited for before its retry.
 CRAWLER_RETRY_AFTER_MAX = 60
 
+# Scrapy's own less its telnet console and remote control, both off (TELNETCONSOLE_ENABLED,
+# REMOTE_CONTROL_ENABLED) yet imported to find that out, or when listed as None here:
+# twisted.conch and aiohttp, 0.09 s of every crawl's start-up and 6 MB.
+EXTENSIONS_BASE = {
+    name: order
+    for name, order in scrapy_defaults.EXTENSIONS_BASE.items()
+    if name
+    not in (
+        "scrapy.extensions.telnet.TelnetConsole",
+        "scrapy.extensions.remote_control.RemoteControl",
+    )
+}
 EXTENSIONS = {
     "crawler.extensions.RunRecorder": 100,
     "crawler.extensions.CrawlProgress": 200,
     "crawler.extensions.LeaseKeeper": 300,  # only when `crawler crawl` holds the source's lease
-    # Off anyway (TELNETCONSOLE_ENABLED, REMOTE_CONTROL_ENABLED) but imported when listed:
-    # twisted.conch and aiohttp, 0.1 s of every crawl's start-up.
-    "scrapy.extensions.telnet.TelnetConsole": None,
-    "scrapy.extensions.remote_control.RemoteControl": None,
 }
 # Seconds a manual crawl's source lease lasts unless renewed (renewed every quarter of it).
 CRAWLER_LEASE_TTL = 120

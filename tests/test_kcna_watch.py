@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import datetime
 
 import pytest
@@ -102,6 +104,25 @@ def test_listing_yields_article_requests_and_the_next_page(spider):
     assert TEST_BASE + RECEPTION in {r.url for r in articles}
     assert [r.url for r in pages] == [TEST_BASE + "/newstream/page/2/"]
     assert pages[0].cb_kwargs == {"page": 2}
+
+
+def test_a_read_page_is_freed_with_its_response(spider):
+    # A response and its cached selector refer to each other: unless the spider lets go, the
+    # parsed tree waits for the cyclic collector (in a crawl, 60 MB of pages at a time).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        article = page_response("kcna_watch", RECEPTION)
+        assert parse_items(spider, article)
+        listing = page_response("kcna_watch", "/newstream/")
+        assert list(spider.parse_listing(listing, page=1))
+        trees = [weakref.ref(r.selector.root) for r in (article, listing)]
+        selectors = [weakref.ref(r.selector) for r in (article, listing)]
+        del article, listing
+        assert [ref() for ref in trees + selectors] == [None] * 4
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def test_listing_stops_at_max_pages(spider):

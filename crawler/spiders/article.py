@@ -35,6 +35,7 @@ from crawler.spiders.base import (
     NewsSpider,
     paragraphs_of,
     parse_bool,
+    release_selector,
     text_of,
 )
 from crawler.text import normalize_text
@@ -217,6 +218,7 @@ class ArticleSpider(NewsSpider):
             if proof is None:
                 self._inc("discovery/not_article")
                 self.logger.info("not an article: %s", response.url)
+                release_selector(response)
                 return
             self._inc(f"discovery/article_by/{proof}")
         for item in super().parse_article(response, entry):

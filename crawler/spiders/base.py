@@ -78,6 +78,20 @@ def paragraphs_of(selection: Any) -> list[str]:
     return [t for t in (text_of(p) for p in selection) if t]
 
 
+def release_selector(response: Response) -> None:
+    """Let a page's parsed tree be freed with its response, once the spider has read it.
+
+    A response and the selector it caches refer to each other, so without this the tree
+    (half a megabyte for a 65 KB page) waits for the cyclic garbage collector: the pipelines
+    keep a response alive across enough collections for it to reach the oldest generation,
+    which is collected rarely, and each of its collections freed about 60 MB of pages (peak RSS
+    255 MB against 185 MB with this, at 3,000 pages). The selector needs its response only
+    while it is built; the response keeps its selector.
+    """
+    if isinstance(response, TextResponse):
+        response.selector.response = None
+
+
 def parse_local_datetime(text: str | None, *formats: str) -> datetime | None:
     """A date/time shown on a page, read with the first `strptime` format that fits.
 
@@ -389,6 +403,7 @@ class NewsSpider(Spider):
             response.css(self.next_page_css).attrib.get("href") if self.next_page_css else None
         )
         next_url = response.urljoin(next_href) if next_href else None
+        release_selector(response)
         try:
             requests, fresh, articles = self.discover(entries)
             following = self.walks.walked(step, fresh, articles, next_url)
@@ -499,7 +514,7 @@ class NewsSpider(Spider):
     def build_article(self, response: TextResponse, entry: ListingEntry) -> ArticleItem:
         """Assemble the item: the outlet's `_parse_*` helpers first, then the fallbacks."""
         page = PageMetadata(response)
-        return ArticleItem(
+        item = ArticleItem(
             outlet=self.source.name,
             url=response.url,
             timezone=self.source.timezone or self.timezone,
@@ -537,6 +552,8 @@ class NewsSpider(Spider):
                 fetched_at=datetime.now(UTC),
             ),
         )
+        release_selector(response)
+        return item
 
     def _with_fallback(
         self, field: str, value: T | None, fallback: Callable[[], T | None], kind: str = "metadata"
