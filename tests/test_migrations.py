@@ -10,11 +10,13 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import OperationalError
 
 from crawler.db.models import Base
 from crawler.db.session import (
@@ -237,5 +239,29 @@ def test_the_foreign_key_check_after_a_migration_finds_what_sqlites_pragma_finds
             assert broken_foreign_keys(conn) == []
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
             conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_the_foreign_key_check_refuses_a_reference_to_a_column_that_is_not_unique(tmp_path):
+    # a migration that lost a parent's key leaves references no lookup can check: the
+    # pragma's error, not a pass
+    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.exec_driver_sql("CREATE TABLE parent (x INTEGER, y INTEGER UNIQUE)")
+            conn.exec_driver_sql(
+                "CREATE TABLE child"
+                " (p INTEGER REFERENCES parent (y), q INTEGER REFERENCES parent (x))"
+            )
+            conn.exec_driver_sql("INSERT INTO parent VALUES (1, 1)")
+            conn.exec_driver_sql("INSERT INTO child VALUES (1, 1)")
+            with pytest.raises(OperationalError, match="foreign key mismatch"):
+                broken_foreign_keys(conn)
+            conn.exec_driver_sql("DROP TABLE child")
+            conn.exec_driver_sql("CREATE TABLE child (p INTEGER REFERENCES parent (y))")
+            conn.exec_driver_sql("INSERT INTO child VALUES (1), (2)")
+            assert broken_foreign_keys(conn) == [("child", "p", 2)]
     finally:
         engine.dispose()

@@ -33,6 +33,7 @@ from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
 from crawler.stories import signatures as sig
+from crawler.stories.index import _BAND_CANDIDATES, MAX_COPY_CANDIDATES
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
@@ -562,3 +563,26 @@ def test_0009_recomputes_the_bands_from_the_stored_minhash_and_copies_are_still_
     ids |= store_set(archive, [copy])
     with archive.sessions() as session:
         assert session.get_one(ArticleSignature, ids["copy"]).reprint_of == ids[original.key]
+
+
+def test_a_text_copied_more_often_than_the_candidate_bound_stays_one_group(archive):
+    # a new article is compared with at most MAX_COPY_CANDIDATES articles sharing its bands
+    # (those sharing the most): past that many copies of one text, a new copy still joins them
+    original = next(a for a in mirror_articles() if a.key == ISLAM_TIMES_MEETING)
+    copies = [
+        edited_copy(original, f"copy{n}", f"wire_{n}", f"https://wire-{n}.example/a/1", seed=n)
+        for n in range(MAX_COPY_CANDIDATES + 6)
+    ]
+    ids = store_set(archive, [original, *copies])
+    with archive.sessions() as session:
+        rows = session.scalars(select(ArticleSignature)).all()
+    assert len(rows) == len(copies) + 1
+    assert {row.reprint_of for row in rows} == {None, ids[original.key]}
+    assert [row.article_id for row in rows if row.reprint_of is None] == [ids[original.key]]
+    assert len({row.story_id for row in rows}) == 1
+    # and the bound holds: the last copy's bands are shared by all the others
+    last = next(row for row in rows if row.article_id == ids[copies[-1].key])
+    keys = sig.band_keys(sig.from_bytes(last.minhash))
+    with archive.sessions() as session:
+        found = session.execute(_BAND_CANDIDATES, {"keys": keys, "article_id": last.article_id})
+        assert len(found.all()) == MAX_COPY_CANDIDATES

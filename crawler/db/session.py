@@ -76,6 +76,20 @@ def alembic_config(engine: Engine) -> Any:
     return config
 
 
+def _unique_columns(connection: Connection, table: str) -> set[str]:
+    """The columns of a table that are unique on their own: a one-column primary key, or the
+    column of a full unique index."""
+    info = connection.exec_driver_sql(f'PRAGMA table_info("{table}")').all()
+    primary = [row.name for row in info if row.pk]
+    unique = set(primary) if len(primary) == 1 else set()
+    for index in connection.exec_driver_sql(f'PRAGMA index_list("{table}")'):
+        if index.unique and not index.partial:
+            columns = connection.exec_driver_sql(f'PRAGMA index_info("{index.name}")').all()
+            if len(columns) == 1 and columns[0].name is not None:
+                unique.add(columns[0].name)
+    return unique
+
+
 def broken_foreign_keys(connection: Connection, limit: int = 5) -> list[tuple[str, str, Any]]:
     """(table, column, value) of up to `limit` references to no row, on SQLite: what
     `PRAGMA foreign_key_check` finds, found in an order a large archive can afford.
@@ -93,8 +107,14 @@ def broken_foreign_keys(connection: Connection, limit: int = 5) -> list[tuple[st
         keys: dict[int, list[Any]] = {}
         for row in connection.exec_driver_sql(f'PRAGMA foreign_key_list("{table}")'):
             keys.setdefault(row.id, []).append(row._mapping)
-        if any(len(columns) > 1 or columns[0]["to"] is None for columns in keys.values()):
-            # a key of several columns, or the parent's unnamed primary key: the pragma's way
+        if any(
+            len(columns) > 1
+            or columns[0]["to"] is None
+            or columns[0]["to"] not in _unique_columns(connection, columns[0]["table"])
+            for columns in keys.values()
+        ):
+            # a key of several columns, the parent's unnamed primary key, or a parent column
+            # that is not unique (which the pragma reports as an error): the pragma's way
             broken += [
                 (table, "", row[1])
                 for row in connection.exec_driver_sql(f'PRAGMA foreign_key_check("{table}")')

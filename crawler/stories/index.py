@@ -104,14 +104,25 @@ _INSERT_BANDS = insert(_BANDS)
 _INSERT_TERMS = insert(_TERMS)
 _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
 # The articles sharing a band with the given keys, with their MinHash (the estimate of the
-# Jaccard drops the candidates far from a copy before their texts are read).
-_BAND_CANDIDATES = select(_SIGNATURES.c.article_id, _SIGNATURES.c.minhash).where(
-    _SIGNATURES.c.article_id.in_(
-        select(_BANDS.c.article_id).where(
-            _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
-            _BANDS.c.article_id != bindparam("article_id"),
-        )
+# Jaccard drops the candidates far from a copy before their texts are read): at most
+# `MAX_COPY_CANDIDATES`, those sharing the most bands first. Pairs far below the threshold share
+# a band now and then (at Jaccard 0.05, 5% of them share one of 21); an outlet whose texts all
+# share a phrase would otherwise make every one of its articles a candidate of every other.
+# A copy shares about a quarter of the bands (Jaccard 0.5: 21 x 0.5**2), so the bound drops
+# only copies beyond the first 64 of one text, and joining any copy joins their group.
+MAX_COPY_CANDIDATES = 64
+_SHARED_BANDS = (
+    select(_BANDS.c.article_id)
+    .where(
+        _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
+        _BANDS.c.article_id != bindparam("article_id"),
     )
+    .group_by(_BANDS.c.article_id)
+    .order_by(func.count().desc(), _BANDS.c.article_id)
+    .limit(MAX_COPY_CANDIDATES)
+)
+_BAND_CANDIDATES = select(_SIGNATURES.c.article_id, _SIGNATURES.c.minhash).where(
+    _SIGNATURES.c.article_id.in_(_SHARED_BANDS)
 )
 _ROOTS = select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
     _SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True))
@@ -519,10 +530,14 @@ def _label_due(label: str, count: int) -> bool:
 def _representative_title(session: Session, story_id: int) -> str:
     # read twice as a stream: loaded at once, a story of 16,384 generated articles held 65 MB
     # of parsed vectors (the peak of a 20,000-page crawl)
+    # in id order: the centroid's sums and the choice between equals do not depend on a plan
     members = _SIGNATURES.c.story_id == story_id
     centroid: dict[str, float] = {}
     for terms in session.scalars(
-        select(_SIGNATURES.c.terms).where(members).execution_options(yield_per=256)
+        select(_SIGNATURES.c.terms)
+        .where(members)
+        .order_by(_SIGNATURES.c.article_id)
+        .execution_options(yield_per=256)
     ):
         for term, weight in terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
@@ -531,6 +546,7 @@ def _representative_title(session: Session, story_id: int) -> str:
         select(_SIGNATURES.c.published_at, _SIGNATURES.c.terms, _ARTICLES.c.title)
         .join(_ARTICLES, _ARTICLES.c.id == _SIGNATURES.c.article_id)
         .where(members)
+        .order_by(_SIGNATURES.c.article_id)
         .execution_options(yield_per=256)
     ):
         key = (cosine(row.terms, centroid), -row.published_at.timestamp())

@@ -118,8 +118,9 @@ def term_vector(
 
 def cosine(first: dict[str, float], second: dict[str, float]) -> float:
     """Cosine similarity of two unit-length vectors."""
-    # the shared terms, found by a set intersection (most candidates share a few of 40)
-    return sum(first[term] * second[term] for term in first.keys() & second.keys())
+    # the shared terms, found by a set intersection (most candidates share a few of 40), summed
+    # exactly: a set's order changes from process to process, and a story's edge at 0.5 must not
+    return math.fsum(first[term] * second[term] for term in first.keys() & second.keys())
 
 
 def index_terms(vector: dict[str, float], count: int = INDEX_TERMS) -> list[str]:

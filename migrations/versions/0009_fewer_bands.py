@@ -76,13 +76,18 @@ def _rebuild_bands(bands: int, rows: int, with_rowid: bool) -> None:
         sqlite_with_rowid=with_rowid,
     )
     assert table is not None
+    # SQLite inserts into the key's B-tree: in key order, a chunk walks it once. PostgreSQL
+    # appends to a heap and checks each row's article: in article order, those lookups walk
+    # `articles` once instead of at random.
+    by_article = bind.dialect.name == "postgresql"
     for chunk in _signatures(bind):
         values = sorted(
             {
                 (key, article_id)
                 for article_id, minhash in chunk
                 for key in _band_keys(minhash, bands, rows)
-            }
+            },
+            key=lambda row: (row[1], row[0]) if by_article else row,
         )
         bind.execute(
             table.insert(),
