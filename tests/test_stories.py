@@ -160,6 +160,7 @@ def test_stories_json_lists_each_story_with_its_articles(mirrored):
     assert [len(s["articles"]) for s in json.loads(in_2023.stdout)] == [2]
     shown = run_cli("stories", db_url=mirrored.db_url)
     assert "2 articles, 2 outlets (al_mayadeen, islam_times); first: al_mayadeen" in shown.stdout
+    assert "2 articles, 1 outlet (urdupoint); first: urdupoint" in shown.stdout
 
 
 def test_stories_rejects_an_unknown_outlet_and_a_bad_date(mirrored):

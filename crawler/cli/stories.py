@@ -118,7 +118,8 @@ def stories(
         out.print(Text(f"#{story.id} ", style="dim").append(story.label, style="bold"))
         span = f"{_day(story.first_published_at)} .. {_day(story.last_published_at)} UTC"
         summary = (
-            f"    {story.article_count} articles, {story.outlet_count} outlets "
+            f"    {story.article_count} articles, {story.outlet_count} "
+            f"outlet{'s' if story.outlet_count != 1 else ''} "
             f"({', '.join(story.outlets)}); first: {story.first_reporter}; {span}"
         )
         out.print(Text(summary, style="dim"), soft_wrap=True)
