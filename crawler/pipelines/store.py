@@ -1,10 +1,15 @@
 """Stage 4: one transaction per page: its snapshot, the article (new, seen again, or a new
-version) with its topics, and its URLs made known.
+version) with its topics and story index, and its URLs made known.
 
-A URL is known (not fetched again) only once this transaction committed: a page whose article
+The storing itself runs in the archive writer (crawler/db/writer.py), a process of its own, so
+that it takes the machine's other core while this one fetches and parses; this stage hands each
+page over and turns what came of it into the crawl's stats, log lines and dropped items.
+
+A URL is known (not fetched again) only once its page's transaction committed: a page whose article
 failed to store is fetched again by the next run. A page the validate stage turned down keeps its
 snapshot and its URL is recorded as rejected. An error that will recur for every page (a full
-disk, a read-only or vanished database, a lost connection) stops the crawl at once.
+disk, a read-only or vanished database, a lost connection, the writer gone) stops the crawl at
+once.
 """
 
 from __future__ import annotations
@@ -15,21 +20,10 @@ from typing import Any
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
-from crawler.context import CrawlContext, crawl_context, stop_on_archive_failure
-from crawler.db.errors import fatal_reason, one_line
-from crawler.db.queries import (
-    ARCHIVED,
-    REJECTED,
-    ArticleRef,
-    Outcome,
-    archive_article,
-    mark_seen,
-    record_urls,
-    store_snapshot,
-)
+from crawler.context import crawl_context, stop_on_archive_failure
+from crawler.db.writer import ArchiveWriter, Stored, WriterConfig
 from crawler.items import ArticleItem, NotModifiedItem
 from crawler.signals import page_error
-from crawler.stories import index_article
 from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)
@@ -38,90 +32,67 @@ logger = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.tagger: TopicTagger | None = None
+        self.writer: ArchiveWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
 
-    def open_spider(self) -> None:
-        """Read the topics file (CRAWLER_TOPICS) once per crawl; make sure its topics have rows."""
-        self.tagger = TopicTagger(self.crawler.settings.get("CRAWLER_TOPICS"))
-        with crawl_context(self.crawler).archive.transaction() as session:
-            self.tagger.open(session)
+    async def open_spider(self) -> None:
+        """Check the topics file (CRAWLER_TOPICS) and give its topics their rows, here so that a
+        bad file stops the crawl before it starts; then start the writer."""
+        topics = self.crawler.settings.get("CRAWLER_TOPICS")
+        context = crawl_context(self.crawler)
+        with context.archive.transaction() as session:
+            TopicTagger(topics).open(session)
+        self.writer = ArchiveWriter(WriterConfig(context.archive.url, context.source_id, topics))
 
-    def process_item(self, item: Any) -> Any:
+    async def close_spider(self) -> None:
+        if self.writer is not None:
+            status = await self.writer.close()
+            if status != 0:
+                logger.warning("the archive writer exited with status %s", status)
+
+    async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ArticleItem | NotModifiedItem):
             return item
         context = crawl_context(self.crawler)
-        if context.failure is not None:
+        if context.failure is not None or self.writer is None:
             # the crawl is stopping: pages still in flight are fetched again by the next run
             raise DropItem(f"not archived: {item.url}: the crawl is stopping", log_level="DEBUG")
-        try:
-            return self._store(context, item)
-        except DropItem:
-            raise
-        except Exception as exc:
-            reason = fatal_reason(exc)
-            if reason is not None:
-                stop_on_archive_failure(self.crawler, reason)
-                raise DropItem(f"not archived: {item.url}: {reason}", log_level="DEBUG") from None
-            # this page's own failure: one line, never the page's text; fetched again next run
-            problem = f"not stored: {one_line(exc)}"
-            logger.error("cannot archive %s: %s", item.url, problem)
-            self.crawler.signals.send_catch_log(page_error, url=item.url, reason=problem)
-            self._stats().inc_value("archive/store_errors")
-            raise DropItem(f"not archived: {item.url}: {problem}", log_level="DEBUG") from None
+        stored = await self.writer.store(context.run_id, item)
+        return self._account(item, stored)
 
-    def _store(self, context: CrawlContext, item: ArticleItem | NotModifiedItem) -> Any:
+    def _account(self, item: ArticleItem | NotModifiedItem, stored: Stored) -> Any:
         stats = self._stats()
+        if stored.kind == "fatal":
+            assert stored.problem is not None
+            stop_on_archive_failure(self.crawler, stored.problem)
+            raise DropItem(f"not archived: {item.url}: {stored.problem}", log_level="DEBUG")
+        if stored.kind == "failed":
+            logger.error("cannot archive %s: %s", item.url, stored.problem)
+            self.crawler.signals.send_catch_log(page_error, url=item.url, reason=stored.problem)
+            stats.inc_value("archive/store_errors")
+            raise DropItem(f"not archived: {item.url}: {stored.problem}", log_level="DEBUG")
         if isinstance(item, NotModifiedItem):
-            with context.archive.transaction() as session:
-                mark_seen(session, context.source_id, item.url, article_id=item.article_id)
             stats.inc_value("archive/articles_unchanged")
             return item
-        page = item.page
-        matched: set[str] = set()
-        # Written on the reactor thread: measured, a writer thread lost more to GIL hand-overs
-        # than it gained (bench/throughput.py). Any error rolls the whole page back: snapshot,
-        # article, topics and known URLs are stored together or not at all.
-        with context.archive.transaction() as session:
-            urls = {item.url, item.canonical_url or ""}
-            if page is not None:
-                stored = store_snapshot(session, context.source_id, context.run_id, page)
-                item.snapshot_id, item.snapshot_sha256 = stored.id, stored.sha256
-                urls |= {page.requested_url, page.final_url}
-            if item.rejected:
-                record_urls(session, context.source_id, urls, REJECTED, None, item.snapshot_id)
-            else:
-                outcome, article = archive_article(session, context.source_id, item)
-                if outcome is not Outcome.UNCHANGED and self.tagger is not None:
-                    matched = self.tagger.tag(session, article.id, item, outcome is Outcome.NEW)
-                if outcome is not Outcome.UNCHANGED:
-                    # copies and stories kept in step, in the same transaction
-                    index_article(session, article.id, self.crawler.settings.get("CRAWLER_TOPICS"))
-                record_urls(
-                    session, context.source_id, urls, ARCHIVED, article.id, item.snapshot_id
-                )
-        if page is not None:
+        if item.page is not None:
             stats.inc_value("archive/snapshots")
-            stats.inc_value("archive/snapshot_bytes", len(page.body))
+            stats.inc_value("archive/snapshot_bytes", stored.snapshot_bytes)
             item.page = None  # the bytes are archived; do not carry them further
-        if item.rejected:
+        item.snapshot_id, item.snapshot_sha256 = stored.snapshot_id, stored.snapshot_sha256
+        if stored.kind == "rejected":
             # one line with the URL and the reason (Scrapy's own would add the item)
             logger.warning("not archived: %s has %s", item.url, item.rejected)
             raise DropItem(f"not archived: {item.url} has {item.rejected}", log_level="DEBUG")
-        self._count(outcome, article, matched, item)
-        return item
-
-    def _count(self, outcome: Outcome, article: ArticleRef, matched: set[str], item: Any) -> None:
-        stats = self._stats()
-        for name in matched:
+        for name in stored.matched:
             stats.inc_value(f"archive/topic/{name}")
-        stats.inc_value(f"archive/articles_{outcome.value}")
+        stats.inc_value(f"archive/articles_{stored.outcome}")
         logger.debug(
-            "%s article %s (v%d): %s", outcome.value, article.id, article.version, item.url
+            "%s article %s (v%d): %s", stored.outcome, stored.article_id, stored.version, item.url
         )
+        return item
 
     def _stats(self) -> Any:
         assert self.crawler.stats is not None

@@ -1,0 +1,272 @@
+"""The archive writer: a crawl's store stage in a process of its own, on the machine's other core.
+
+A crawl's process fetches and parses; each page it hands over (its snapshot, its article with
+topics and story index, its URLs made known) is stored here in one transaction of its own, and
+what came of it is sent back. Storing costs about as much CPU as fetching and parsing, so the two
+run side by side instead of one after the other.
+
+The two processes speak `multiprocessing.connection` messages over the writer's stdin (pages in)
+and stdout (results out). The writer is in a session of its own, so a Ctrl-C at the terminal
+reaches the crawl only, which stops gracefully and then closes the writer's input; the writer
+stores what it was given and exits. If the crawl dies (kill -9), its end of the pipe closes all
+the same: the writer stores the page or two already handed over, whole, and exits. If the writer
+dies, every page not yet confirmed is reported lost and the crawl stops: those URLs were never
+made known, so the next run fetches them again.
+
+The store pipeline starts it (`main()` below); it is never run by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from crawler.db.errors import fatal_reason, one_line
+from crawler.items import ArticleItem, NotModifiedItem
+
+# What the crawl sends first: where to write and which topics file to tag with.
+_STOP = None
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    database_url: str
+    source_id: int
+    topics: str | None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing one page came to."""
+
+    # "article" (outcome says new/updated/unchanged), "seen" (a 304), "rejected" (snapshot and a
+    # rejected URL only), "failed" (this page's own error) or "fatal" (no page can be stored)
+    kind: str
+    outcome: str | None = None
+    article_id: int | None = None
+    version: int = 0
+    matched: tuple[str, ...] = ()
+    snapshot_id: int | None = None
+    snapshot_sha256: str | None = None
+    snapshot_bytes: int = 0
+    problem: str | None = None
+
+
+class PageStore:
+    """Stores pages of one source, each in one transaction (runs in the writer process)."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        from crawler.db.session import Archive
+        from crawler.topics import TopicTagger
+
+        self.config = config
+        self.archive = Archive(config.database_url, migrate=False)
+        self.tagger = TopicTagger(config.topics)
+        with self.archive.transaction() as session:
+            self.tagger.open(session)
+
+    def store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+        try:
+            return self._store(run_id, item)
+        except Exception as exc:
+            reason = fatal_reason(exc)
+            if reason is not None:
+                return Stored("fatal", problem=reason)
+            # one line, never the page's text
+            return Stored("failed", problem=f"not stored: {one_line(exc)}")
+
+    def _store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+        from crawler.db.queries import (
+            ARCHIVED,
+            REJECTED,
+            Outcome,
+            archive_article,
+            mark_seen,
+            record_urls,
+            store_snapshot,
+        )
+        from crawler.stories import index_article
+
+        source_id = self.config.source_id
+        if isinstance(item, NotModifiedItem):
+            with self.archive.transaction() as session:
+                mark_seen(session, source_id, item.url, article_id=item.article_id)
+            return Stored("seen")
+        page = item.page
+        snapshot_id, sha256, matched = None, None, set()
+        outcome, article_id, version = None, None, 0
+        # Any error rolls the whole page back: snapshot, article, topics, story index and known
+        # URLs are stored together or not at all.
+        with self.archive.transaction() as session:
+            urls = {item.url, item.canonical_url or ""}
+            if page is not None:
+                snapshot = store_snapshot(session, source_id, run_id, page)
+                snapshot_id, sha256 = snapshot.id, snapshot.sha256
+                urls |= {page.requested_url, page.final_url}
+            if item.rejected:
+                record_urls(session, source_id, urls, REJECTED, None, snapshot_id)
+            else:
+                item.snapshot_id, item.snapshot_sha256 = snapshot_id, sha256
+                result, article = archive_article(session, source_id, item)
+                if result is not Outcome.UNCHANGED:
+                    new = result is Outcome.NEW
+                    matched = self.tagger.tag(session, article.id, item, new)
+                    # copies and stories kept in step, in the same transaction
+                    index_article(session, article.id, self.config.topics)
+                record_urls(session, source_id, urls, ARCHIVED, article.id, snapshot_id)
+                outcome, article_id, version = result.value, article.id, article.version
+        size = len(page.body) if page is not None else 0
+        kind = "rejected" if item.rejected else "article"
+        return Stored(
+            kind, outcome, article_id, version, tuple(sorted(matched)), snapshot_id, sha256, size
+        )
+
+    def close(self) -> None:
+        self.archive.dispose()
+
+
+def serve(pages_in: Connection, results_out: Connection) -> None:
+    """Store every page received until the crawl says stop or goes away."""
+    config: WriterConfig = pages_in.recv()
+    try:
+        store = PageStore(config)
+    except Exception as exc:
+        results_out.send((None, Stored("fatal", problem=f"the archive writer: {one_line(exc)}")))
+        return
+    try:
+        while True:
+            try:
+                message = pages_in.recv()
+            except EOFError:
+                return
+            if message is _STOP:
+                return
+            number, run_id, item = message
+            results_out.send((number, store.store(run_id, item)))
+    finally:
+        store.close()
+
+
+def main() -> int:
+    # The terminal's Ctrl-C is for the crawl, which closes this process's input when done.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pages_in = Connection(os.dup(0), writable=False)
+    results_out = Connection(os.dup(1), readable=False)
+    # whatever a library might print must not land among the results
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    with contextlib.suppress(BrokenPipeError, EOFError):  # the crawl is gone
+        serve(pages_in, results_out)
+    return 0
+
+
+class ArchiveWriter:
+    """The crawl's side: hands pages to the writer process and awaits what came of each.
+
+    Two threads carry the messages (a page's bytes into a pipe, results out of one) so that the
+    reactor never waits on a pipe; both spend their time blocked in a system call."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.process = subprocess.Popen(
+            # not `-m crawler.db.writer`: its classes must unpickle under their own module's name
+            [sys.executable, "-c", "import sys, crawler.db.writer as w; sys.exit(w.main())"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._pages_out = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self._results_in = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self._numbers = itertools.count()
+        self._pending: dict[int, asyncio.Future[Stored]] = {}
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._outbox.put(config)
+        self._lost: str | None = None
+        self._closing = False
+        self._sender = threading.Thread(target=self._send, name="archive-writer-out", daemon=True)
+        self._receiver = threading.Thread(
+            target=self._receive, name="archive-writer-in", daemon=True
+        )
+        self._sender.start()
+        self._receiver.start()
+
+    async def store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+        if self._lost is not None:
+            return Stored("fatal", problem=self._lost)
+        number = next(self._numbers)
+        future: asyncio.Future[Stored] = self.loop.create_future()
+        self._pending[number] = future
+        self._outbox.put((number, run_id, item))
+        return await future
+
+    async def close(self) -> int:
+        """Let the writer store what it was given, then wait for it to exit; its exit status."""
+        self._closing = True
+        self._outbox.put(_STOP)
+        status = await asyncio.to_thread(self.process.wait)
+        await asyncio.to_thread(self._receiver.join)
+        return status
+
+    def _send(self) -> None:
+        try:
+            while True:
+                message = self._outbox.get()
+                self._pages_out.send(message)
+                if message is _STOP:
+                    break
+        except OSError:
+            pass  # the writer is gone: the receiver reports it
+        finally:
+            self._pages_out.close()
+
+    def _receive(self) -> None:
+        try:
+            while True:
+                number, stored = self._results_in.recv()
+                self.loop.call_soon_threadsafe(self._resolve, number, stored)
+        except (EOFError, OSError):
+            pass
+        except Exception as exc:  # a result that cannot be read: the writer is no use any more
+            self._lost = f"the archive writer's answer is unreadable: {one_line(exc)}"
+        finally:
+            self._results_in.close()
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self.loop.call_soon_threadsafe(self._writer_gone)
+
+    def _resolve(self, number: int | None, stored: Stored) -> None:
+        if number is None:  # the writer could not start
+            self._lost = stored.problem
+            self._fail_pending(stored)
+            return
+        future = self._pending.pop(number, None)
+        if future is not None and not future.done():
+            future.set_result(stored)
+
+    def _writer_gone(self) -> None:
+        if self._closing and not self._pending:
+            return
+        status = self.process.poll()
+        self._lost = self._lost or (
+            "the archive writer stopped"
+            + (f" (exit status {status})" if status is not None else "")
+        )
+        self._fail_pending(Stored("fatal", problem=self._lost))
+
+    def _fail_pending(self, stored: Stored) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_result(stored)
