@@ -27,15 +27,26 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.db.errors import fatal_reason, one_line
 from crawler.items import ArticleItem, NotModifiedItem
 
-# What the crawl sends first: where to write and which topics file to tag with.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# What the crawl sends after its last page.
 _STOP = None
+# A group commit holds at most this many pages, gathered for at most this long.
+BATCH_PAGES = 32
+BATCH_SECONDS = 0.25
+
+# (page number, crawl run id, item)
+Message = tuple[int, int | None, ArticleItem | NotModifiedItem]
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,10 @@ class PageStore:
             self.tagger.open(session)
 
     def store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+        """One page in a transaction of its own."""
         try:
-            return self._store(run_id, item)
+            with self.archive.transaction() as session:
+                return self._store(session, run_id, item)
         except Exception as exc:
             reason = fatal_reason(exc)
             if reason is not None:
@@ -85,7 +98,19 @@ class PageStore:
             # one line, never the page's text
             return Stored("failed", problem=f"not stored: {one_line(exc)}")
 
-    def _store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+    def store_batch(self, batch: list[Message]) -> list[tuple[int, Stored]]:
+        """Pages that arrived together, in one transaction (a group commit): each page is still
+        whole or absent, and a failure of any page sends each page back through `store` alone, to
+        tell the failed page from the others."""
+        if len(batch) > 1:
+            # on any error every page is stored again, alone
+            with contextlib.suppress(Exception), self.archive.transaction() as session:
+                return [(number, self._store(session, run, item)) for number, run, item in batch]
+        return [(number, self.store(run, item)) for number, run, item in batch]
+
+    def _store(
+        self, session: Session, run_id: int | None, item: ArticleItem | NotModifiedItem
+    ) -> Stored:
         from crawler.db.queries import (
             ARCHIVED,
             REJECTED,
@@ -99,32 +124,30 @@ class PageStore:
 
         source_id = self.config.source_id
         if isinstance(item, NotModifiedItem):
-            with self.archive.transaction() as session:
-                mark_seen(session, source_id, item.url, article_id=item.article_id)
+            mark_seen(session, source_id, item.url, article_id=item.article_id)
             return Stored("seen")
         page = item.page
         snapshot_id, sha256, matched = None, None, set()
         outcome, article_id, version = None, None, 0
-        # Any error rolls the whole page back: snapshot, article, topics, story index and known
-        # URLs are stored together or not at all.
-        with self.archive.transaction() as session:
-            urls = {item.url, item.canonical_url or ""}
-            if page is not None:
-                snapshot = store_snapshot(session, source_id, run_id, page)
-                snapshot_id, sha256 = snapshot.id, snapshot.sha256
-                urls |= {page.requested_url, page.final_url}
-            if item.rejected:
-                record_urls(session, source_id, urls, REJECTED, None, snapshot_id)
-            else:
-                item.snapshot_id, item.snapshot_sha256 = snapshot_id, sha256
-                result, article = archive_article(session, source_id, item)
-                if result is not Outcome.UNCHANGED:
-                    new = result is Outcome.NEW
-                    matched = self.tagger.tag(session, article.id, item, new)
-                    # copies and stories kept in step, in the same transaction
-                    index_article(session, article.id, self.config.topics)
-                record_urls(session, source_id, urls, ARCHIVED, article.id, snapshot_id)
-                outcome, article_id, version = result.value, article.id, article.version
+        # Snapshot, article, topics, story index and known URLs are written together: any error
+        # rolls the whole page back.
+        urls = {item.url, item.canonical_url or ""}
+        if page is not None:
+            snapshot = store_snapshot(session, source_id, run_id, page)
+            snapshot_id, sha256 = snapshot.id, snapshot.sha256
+            urls |= {page.requested_url, page.final_url}
+        if item.rejected:
+            record_urls(session, source_id, urls, REJECTED, None, snapshot_id)
+        else:
+            item.snapshot_id, item.snapshot_sha256 = snapshot_id, sha256
+            result, article = archive_article(session, source_id, item)
+            if result is not Outcome.UNCHANGED:
+                new = result is Outcome.NEW
+                matched = self.tagger.tag(session, article.id, item, new)
+                # copies and stories kept in step, in the same transaction
+                index_article(session, article.id, self.config.topics)
+            record_urls(session, source_id, urls, ARCHIVED, article.id, snapshot_id)
+            outcome, article_id, version = result.value, article.id, article.version
         size = len(page.body) if page is not None else 0
         kind = "rejected" if item.rejected else "article"
         return Stored(
@@ -136,12 +159,18 @@ class PageStore:
 
 
 def serve(pages_in: Connection, results_out: Connection) -> None:
-    """Store every page received until the crawl says stop or goes away."""
+    """Store every page received until the crawl says stop or goes away.
+
+    What has arrived while the last batch was stored is stored together, in one transaction
+    (at most BATCH_PAGES pages, gathered for at most BATCH_SECONDS): a writer that keeps up
+    commits page by page, one that falls behind catches up by committing less often. Results go
+    back once their batch committed, so the crawl counts only what is in the archive; a kill
+    costs the batch being stored, whose pages the next run fetches again."""
     config: WriterConfig = pages_in.recv()
     try:
         store = PageStore(config)
     except Exception as exc:
-        results_out.send((None, Stored("fatal", problem=f"the archive writer: {one_line(exc)}")))
+        results_out.send(Stored("fatal", problem=f"the archive writer: {one_line(exc)}"))
         return
     try:
         while True:
@@ -151,8 +180,18 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
                 return
             if message is _STOP:
                 return
-            number, run_id, item = message
-            results_out.send((number, store.store(run_id, item)))
+            batch = [message]
+            deadline = time.monotonic() + BATCH_SECONDS
+            stop = False
+            while len(batch) < BATCH_PAGES and time.monotonic() < deadline and pages_in.poll(0):
+                message = pages_in.recv()
+                if message is _STOP:
+                    stop = True
+                    break
+                batch.append(message)
+            results_out.send(store.store_batch(batch))
+            if stop:
+                return
     finally:
         store.close()
 
@@ -176,8 +215,10 @@ class ArchiveWriter:
     Two threads carry the messages (a page's bytes into a pipe, results out of one) so that the
     reactor never waits on a pipe; both spend their time blocked in a system call."""
 
-    def __init__(self, config: WriterConfig) -> None:
+    def __init__(self, config: WriterConfig, on_lost: Callable[[str], None]) -> None:
+        """`on_lost(reason)` is called, on the reactor's thread, if the writer stops unasked."""
         self.loop = asyncio.get_running_loop()
+        self._on_lost = on_lost
         self.process = subprocess.Popen(
             # not `-m crawler.db.writer`: its classes must unpickle under their own module's name
             [sys.executable, "-c", "import sys, crawler.db.writer as w; sys.exit(w.main())"],
@@ -235,8 +276,8 @@ class ArchiveWriter:
     def _receive(self) -> None:
         try:
             while True:
-                number, stored = self._results_in.recv()
-                self.loop.call_soon_threadsafe(self._resolve, number, stored)
+                results = self._results_in.recv()
+                self.loop.call_soon_threadsafe(self._resolve, results)
         except (EOFError, OSError):
             pass
         except Exception as exc:  # a result that cannot be read: the writer is no use any more
@@ -246,14 +287,15 @@ class ArchiveWriter:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 self.loop.call_soon_threadsafe(self._writer_gone)
 
-    def _resolve(self, number: int | None, stored: Stored) -> None:
-        if number is None:  # the writer could not start
-            self._lost = stored.problem
-            self._fail_pending(stored)
+    def _resolve(self, results: list[tuple[int, Stored]] | Stored) -> None:
+        if isinstance(results, Stored):  # the writer could not start
+            self._lost = results.problem
+            self._fail_pending(results)
             return
-        future = self._pending.pop(number, None)
-        if future is not None and not future.done():
-            future.set_result(stored)
+        for number, stored in results:
+            future = self._pending.pop(number, None)
+            if future is not None and not future.done():
+                future.set_result(stored)
 
     def _writer_gone(self) -> None:
         if self._closing and not self._pending:
@@ -264,6 +306,7 @@ class ArchiveWriter:
             + (f" (exit status {status})" if status is not None else "")
         )
         self._fail_pending(Stored("fatal", problem=self._lost))
+        self._on_lost(self._lost)
 
     def _fail_pending(self, stored: Stored) -> None:
         pending, self._pending = self._pending, {}

@@ -45,7 +45,11 @@ class StorePipeline:
         context = crawl_context(self.crawler)
         with context.archive.transaction() as session:
             TopicTagger(topics).open(session)
-        self.writer = ArchiveWriter(WriterConfig(context.archive.url, context.source_id, topics))
+        config = WriterConfig(context.archive.url, context.source_id, topics)
+        self.writer = ArchiveWriter(config, self._writer_lost)
+
+    def _writer_lost(self, reason: str) -> None:
+        stop_on_archive_failure(self.crawler, reason)
 
     async def close_spider(self) -> None:
         if self.writer is not None:

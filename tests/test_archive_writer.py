@@ -1,0 +1,212 @@
+"""The archive writer: the store stage in a process of its own, with group commits.
+
+Pages stored together commit together, each still whole or absent; a page that fails in a batch
+does not take the others with it; and a writer killed in the middle of a crawl stops the crawl at
+once, leaves nothing half-written, and the next run archives what it had not confirmed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import func, select
+
+from crawler.config import SourceConfig
+from crawler.context import ensure_source
+from crawler.db.models import Article, ArticleSignature, ArticleUrl, Snapshot
+from crawler.db.session import Archive
+from crawler.db.writer import PageStore, WriterConfig
+from crawler.items import ArticleItem, FetchedPage
+from crawler.mirror import MirrorServer
+from crawler.mirror.generated import GeneratedSite, generate_kcna_site
+from crawler.pipelines.clean import clean_article
+from crawler.pipelines.deduplicate import dedup_keys
+from tests.conftest import BACKEND, crawl, crawl_runs, write_sources
+from tests.test_nothing_lost import (
+    ARTICLES,
+    REFUSE_POSTGRES,
+    REFUSE_SQLITE,
+    archived_urls,
+    assert_every_article_archived_once,
+    execute,
+    start_crawl,
+)
+from tests.test_scheduler import wait_for
+
+BASE = "http://outlet.test"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> GeneratedSite:
+    return generate_kcna_site(tmp_path / "site", ARTICLES)
+
+
+@pytest.fixture
+def generated(site: GeneratedSite) -> Iterator[MirrorServer]:
+    with MirrorServer(site.folder) as server:
+        yield server
+
+
+@pytest.fixture
+def sources(tmp_path: Path, generated: MirrorServer) -> Path:
+    return write_sources(
+        tmp_path / "sources.toml", {"kcna_watch": generated.base_url}, max_pages=20
+    )
+
+
+def article(number: int, slug: str = "story") -> ArticleItem:
+    url = f"{BASE}/newstream/{number}/{slug}-{number}/"
+    body = [
+        f"Paragraph {i} of article {number} about talks number {number * 7 + i}." for i in range(4)
+    ]
+    item = ArticleItem(
+        outlet="kcna_watch",
+        url=url,
+        title=f"Article {number}",
+        body=body,
+        published=datetime(2026, 11, 1, 9, number % 60, tzinfo=UTC),
+        page=FetchedPage(
+            url,
+            url,
+            200,
+            {"Content-Type": ["text/html"]},
+            f"<p>{number}</p>".encode(),
+            datetime.now(UTC),
+        ),
+    )
+    clean_article(item)
+    dedup_keys(item)
+    return item
+
+
+def page_store(db_url: str) -> PageStore:
+    archive = Archive(db_url)
+    source_id = ensure_source(archive, SourceConfig(name="kcna_watch", base_url=BASE))
+    archive.dispose()
+    return PageStore(WriterConfig(db_url, source_id, None))
+
+
+def counts(db_url: str) -> tuple[int, int, int, int]:
+    """Articles, snapshots, signatures and archived URLs in the archive."""
+    archive = Archive(db_url)
+    try:
+        with archive.sessions() as session:
+            archived = select(func.count()).where(ArticleUrl.state == "archived")
+            return (
+                session.scalar(select(func.count(Article.id))) or 0,
+                session.scalar(select(func.count(Snapshot.id))) or 0,
+                session.scalar(select(func.count(ArticleSignature.article_id))) or 0,
+                session.scalar(archived) or 0,
+            )
+    finally:
+        archive.dispose()
+
+
+def test_a_batch_commits_together_and_a_rerun_changes_nothing(db_url):
+    store = page_store(db_url)
+    try:
+        batch = [(number, None, article(number)) for number in range(5)]
+        results = store.store_batch(batch)
+        assert [(n, r.kind, r.outcome) for n, r in results] == [
+            (n, "article", "new") for n in range(5)
+        ]
+        assert all(r.snapshot_id and r.article_id for _, r in results)
+        assert counts(db_url) == (5, 5, 5, 5)
+        again = store.store_batch([(number, None, article(number)) for number in range(5)])
+        assert {r.outcome for _, r in again} == {"unchanged"}
+        # the second fetch of each page is a snapshot of its own; nothing else changed
+        assert counts(db_url) == (5, 10, 5, 5)
+    finally:
+        store.close()
+
+
+def test_a_page_that_fails_in_a_batch_leaves_the_others_stored(db_url):
+    if BACKEND == "postgresql":
+        execute(db_url, *REFUSE_POSTGRES)
+    else:
+        execute(db_url, REFUSE_SQLITE)
+    store = page_store(db_url)
+    try:
+        batch = [(number, None, article(number)) for number in range(4)]
+        refused = article(4, slug="rodong-sinmun-calls")
+        batch.insert(2, (4, None, refused))
+        results = dict(store.store_batch(batch))
+        assert results[4].kind == "failed" and "refused by the test" in (results[4].problem or "")
+        assert {n for n, r in results.items() if r.kind == "article"} == {0, 1, 2, 3}
+        # the refused page is wholly absent: no snapshot, no signature, its URL not known
+        assert counts(db_url) == (4, 4, 4, 4)
+        assert refused.url not in archived_urls(db_url)
+    finally:
+        store.close()
+
+
+def writer_of(process: psutil.Process) -> psutil.Process:
+    """The crawl's archive writer (a child in a session of its own)."""
+    for child in process.children(recursive=True):
+        if "crawler.db.writer" in " ".join(child.cmdline()):
+            return child
+    raise AssertionError(f"no archive writer under {process.pid}")
+
+
+def test_a_killed_writer_stops_the_crawl_and_the_next_run_archives_the_rest(
+    db_url, site, generated, sources
+):
+    generated.delay("/newstream/page/3/", 60)  # the walk waits on page 3: the kill comes first
+    process = start_crawl(db_url, sources)
+    try:
+        wait_for("some articles archived", lambda: len(archived_urls(db_url)) >= 20, timeout=120)
+        writer = wait_for_writer(process.pid)
+        writer.send_signal(signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 1, stderr
+    stopping = [line for line in stderr.splitlines() if "stopped: the archive writer" in line]
+    assert len(stopping) == 1, stderr
+    assert "Traceback" not in stderr, stderr[-3000:]
+    run = crawl_runs(db_url)[-1]
+    assert run.status == "failed" and run.error_log.startswith("stopped: the archive writer")
+    # what the writer confirmed is what the run counted; nothing is half-written
+    stored = archived_urls(db_url)
+    assert run.articles_new <= len(stored) < ARTICLES
+    articles, snapshots, signatures, known = counts(db_url)
+    assert articles == snapshots == signatures == known == len(stored)
+    generated.reset()
+    result = crawl("kcna_watch", db_url=db_url, sources_file=sources)
+    assert result.returncode == 0, result.stderr
+    assert_every_article_archived_once(db_url, generated, site)
+
+
+def wait_for_writer(pid: int) -> psutil.Process:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return writer_of(psutil.Process(pid))
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_writer_lives_no_longer_than_its_crawl(db_url, site, generated, sources):
+    generated.delay("/newstream/page/2/", 60)
+    process = start_crawl(db_url, sources)
+    try:
+        wait_for("some articles archived", lambda: len(archived_urls(db_url)) >= 10, timeout=120)
+        writer = wait_for_writer(process.pid)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the crawl dies; its writer is in another session
+        process.communicate()
+    # its input closed, the writer stores what it was handed and exits
+    writer.wait(timeout=30)
+    assert not writer.is_running()
+    articles, snapshots, signatures, known = counts(db_url)
+    assert articles == snapshots == signatures == known > 0
