@@ -157,7 +157,7 @@ def writer_of(process: psutil.Process) -> psutil.Process:
 def test_a_killed_writer_stops_the_crawl_and_the_next_run_archives_the_rest(
     db_url, site, generated, sources
 ):
-    generated.delay("/newstream/page/3/", 60)  # the walk waits on page 3: the kill comes first
+    generated.delay("/newstream/page/3/", 10)  # the walk waits on page 3: the kill comes first
     process = start_crawl(db_url, sources)
     try:
         wait_for("some articles archived", lambda: len(archived_urls(db_url)) >= 20, timeout=120)
