@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 _FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
 # An ampersand that starts no entity: the commonest way feeds break XML.
+# Listing and sitemap pages are fetched after the article pages already found (priority 0).
+WALK_PRIORITY = -10
 _BARE_AMPERSAND = re.compile(rb"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 
 
@@ -264,7 +266,9 @@ class NewsSpider(Spider):
             errback=self.on_walk_error,
             cb_kwargs={"page": page},
             meta=meta,
-            priority=10,  # listings first: they decide what else is fetched
+            # after the articles already found: the requests waiting in memory stay about one
+            # listing page's worth, not the whole outlet's (27 MB per 20,000 articles)
+            priority=WALK_PRIORITY,
         )
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
@@ -320,7 +324,7 @@ class NewsSpider(Spider):
             errback=self.on_sitemap_error,
             cb_kwargs={"older": older},
             meta={"walk": step} if step is not None else {},
-            priority=10,
+            priority=WALK_PRIORITY,
         )
 
     def parse_sitemap(self, response: Response, older: tuple[str, ...] = ()) -> Iterator[Request]:
