@@ -36,6 +36,11 @@ COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 HTTPCACHE_ENABLED = False
+# Pages parsed and waiting for the archive writer (crawler/db/writer.py), in bytes of their
+# bodies: when the writer is the slower, the crawl stops taking new requests at this backlog
+# (Scrapy's default, 5 MB, held about 75 generated pages with their items in memory; 2 MB
+# still keeps the writer a batch ahead).
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 2_000_000
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
