@@ -146,6 +146,12 @@ class NewsSpider(Spider):
         # addresses earlier runs found and did not archive, fetched once the walks are done
         self._pending: list[str] = []
         self.walks: Walks
+        # Every article request carries these same two objects: Scrapy checks a callback for
+        # a `return` with a value by reading its source, once per callable it still holds, so
+        # a bound method made afresh per request (dropped with its response) is read again
+        # and again (0.03 ms of CPU a page).
+        self._article_callback = self.parse_article
+        self._article_errback = self.on_error
 
     @staticmethod
     def _positive_int(name: str, value: Any) -> int | None:
@@ -458,8 +464,8 @@ class NewsSpider(Spider):
             requests.append(
                 Request(
                     entry.url,
-                    callback=self.parse_article,
-                    errback=self.on_error,
+                    callback=self._article_callback,
+                    errback=self._article_errback,
                     headers=headers or None,
                     cb_kwargs={"entry": entry},
                     meta=meta,
