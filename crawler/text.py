@@ -20,8 +20,6 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 # The C0 and C1 control characters and DEL that are not whitespace (those become a space).
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-# The ASCII ones, escape included: text without any needs no more than its spaces collapsed.
-_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 
 
 def normalize_text(value: str | None) -> str | None:
@@ -29,10 +27,17 @@ def normalize_text(value: str | None) -> str | None:
     one space; None when empty."""
     if value is None:
         return None
-    if value.isascii() and not _ASCII_CONTROL.search(value):
+    if value.isascii():
         # the common case, at a fifth of the cost: ASCII is NFC and holds no invisible
-        # character, and str.split() splits on exactly the whitespace _SPACES matches
-        return " ".join(value.split()) or None
+        # character, and str.split() splits on exactly the whitespace _SPACES matches; ASCII
+        # text is printable but for its control characters, escape included, once split
+        # (none of them is whitespace), which leave it to the whole treatment below
+        normalised = "  " not in value and not value.startswith(" ") and not value.endswith(" ")
+        if normalised and value.isprintable():
+            return value or None  # as the clean stage finds what the spider normalised
+        joined = " ".join(value.split())
+        if joined.isprintable():
+            return joined or None
     text = strip_controls(unicodedata.normalize("NFC", value))
     text = _INVISIBLE.sub("", text)
     text = _SPACES.sub(" ", text).strip()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 
 from scrapy.settings import default_settings
 
@@ -48,3 +50,24 @@ print(json.dumps(found))
         assert not off & set(found[name])
         # everything else of Scrapy's is still there, but for what the project replaces
         assert scrapy_own - off - set(found[f"{name} replaced"]) <= set(found[name])
+
+
+def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():
+    from crawler.runner import CRAWL_GC_THRESHOLD, crawl_gc
+
+    class Node:
+        other: Node
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with crawl_gc():
+        assert gc.get_threshold() == (CRAWL_GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > frozen  # start-up's objects are set apart
+        # a cycle made during the crawl is still collected
+        first, second = Node(), Node()
+        first.other, second.other = second, first
+        ref = weakref.ref(first)
+        del first, second
+        gc.collect()
+        assert ref() is None
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -106,6 +106,18 @@ def test_listing_yields_article_requests_and_the_next_page(spider):
     assert pages[0].cb_kwargs == {"page": 2}
 
 
+def test_article_requests_share_one_callback(spider):
+    # Scrapy reads a callback's source (a generator returning a value earns a warning) once
+    # per callable it still holds: a bound method made per request was read for every page.
+    listed = list(spider.parse_listing(page_response("kcna_watch", "/newstream/"), page=1))
+    later, _, _ = spider.discover([ListingEntry(url=TEST_BASE + "/newstream/1-2/later/")])
+    requests = [r for r in [*listed, *later] if r.callback == spider.parse_article]
+    assert len(requests) == 4
+    assert len({id(r.callback) for r in requests}) == 1
+    assert len({id(r.errback) for r in requests}) == 1
+    assert requests[0].errback == spider.on_error
+
+
 def test_a_read_page_is_freed_with_its_response(spider):
     # A response and its cached selector refer to each other: unless the spider lets go, the
     # parsed tree waits for the cyclic collector (in a crawl, 60 MB of pages at a time).

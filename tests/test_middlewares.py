@@ -344,6 +344,11 @@ def test_a_download_cut_off_at_the_maximum_is_recorded(message):
         (bytes(range(256)) * 8, "binary data"),
         (b"<html><body>fine</body></html>", None),
         (b"<p>one stray \x00 NUL and an \x1b[2J escape in a page of text</p>" * 4, None),
+        # one byte in twenty a control that text does not use is still text, more is not
+        (b"\x01" * 20 + b"a" * 380, None),
+        (b"\x01" * 21 + b"a" * 379, "binary data"),
+        (b"\x1f" * 21 + b"a" * 379, "binary data"),
+        (b"\x1b\t\n\x0c\r" * 40 + b"a" * 200, None),
         ("<p>UTF-16 text</p>".encode("utf-16"), None),
         ("<p>Кириллица и 한국어</p>".encode(), None),
         (b"", None),

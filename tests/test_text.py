@@ -83,10 +83,21 @@ def test_ascii_fast_path_agrees_with_the_general_one():
         "\x1b[2J\x1b[Hcleared \x07bell \x7fdel",
         string.whitespace,
         "",
+        # already normalised (the clean stage reads what the spider normalised), or nearly
+        "Kim Jong Un visits the factory.",
+        " leading space",
+        "trailing space ",
+        "two  spaces",
+        "a\x00NUL among printable text",
+        "an \x1b escape",
+        " ",
+        "x",
     ]
     for sample in samples:
         assert sample.isascii()
         assert normalize_text(sample) == general_path(sample)
+    normalised = "Kim Jong Un visits the factory."
+    assert normalize_text(normalised) is normalised  # returned as it is, not copied
 
 
 def test_other_text_is_composed_and_cleaned():
