@@ -32,21 +32,30 @@ logger = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        self.config: WriterConfig | None = None
         self.writer: ArchiveWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
 
-    async def open_spider(self) -> None:
+    def open_spider(self) -> None:
         """Check the topics file (CRAWLER_TOPICS) and give its topics their rows, here so that a
-        bad file stops the crawl before it starts; then start the writer."""
+        bad file stops the crawl before it starts."""
         topics = self.crawler.settings.get("CRAWLER_TOPICS")
         context = crawl_context(self.crawler)
         with context.archive.transaction() as session:
             TopicTagger(topics).open(session)
-        config = WriterConfig(context.archive.url, context.source_id, topics)
-        self.writer = ArchiveWriter(config, self._writer_lost)
+        self.config = WriterConfig(context.archive.url, context.source_id, topics)
+
+    def _writer(self) -> ArchiveWriter:
+        # Started with the first page to store, not with the crawl: its start (0.3 s of
+        # imports, on the other core) never delays the first request, and a crawl that finds
+        # every article known starts no process.
+        if self.writer is None:
+            assert self.config is not None
+            self.writer = ArchiveWriter(self.config, self._writer_lost)
+        return self.writer
 
     def _writer_lost(self, reason: str) -> None:
         stop_on_archive_failure(self.crawler, reason)
@@ -61,10 +70,10 @@ class StorePipeline:
         if not isinstance(item, ArticleItem | NotModifiedItem):
             return item
         context = crawl_context(self.crawler)
-        if context.failure is not None or self.writer is None:
+        if context.failure is not None:
             # the crawl is stopping: pages still in flight are fetched again by the next run
             raise DropItem(f"not archived: {item.url}: the crawl is stopping", log_level="DEBUG")
-        stored = await self.writer.store(context.run_id, item)
+        stored = await self._writer().store(context.run_id, item)
         return self._account(item, stored)
 
     def _account(self, item: ArticleItem | NotModifiedItem, stored: Stored) -> Any:
