@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from crawler.config import SourceConfig
 from crawler.context import ensure_source
@@ -27,6 +28,8 @@ from crawler.mirror import MirrorServer
 from crawler.mirror.generated import GeneratedSite, generate_kcna_site
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
+from crawler.stories import rebuild
+from crawler.stories.index import text_signature
 from tests.conftest import BACKEND, crawl, crawl_runs, write_sources
 from tests.test_nothing_lost import (
     ARTICLES,
@@ -111,14 +114,14 @@ def counts(db_url: str) -> tuple[int, int, int, int]:
 def test_a_batch_commits_together_and_a_rerun_changes_nothing(db_url):
     store = page_store(db_url)
     try:
-        batch = [(number, None, article(number)) for number in range(5)]
+        batch = [(number, None, article(number), None) for number in range(5)]
         results = store.store_batch(batch)
         assert [(n, r.kind, r.outcome) for n, r in results] == [
             (n, "article", "new") for n in range(5)
         ]
         assert all(r.snapshot_id and r.article_id for _, r in results)
         assert counts(db_url) == (5, 5, 5, 5)
-        again = store.store_batch([(number, None, article(number)) for number in range(5)])
+        again = store.store_batch([(number, None, article(number), None) for number in range(5)])
         assert {r.outcome for _, r in again} == {"unchanged"}
         # the second fetch of each page is a snapshot of its own; nothing else changed
         assert counts(db_url) == (5, 10, 5, 5)
@@ -133,9 +136,9 @@ def test_a_page_that_fails_in_a_batch_leaves_the_others_stored(db_url):
         execute(db_url, REFUSE_SQLITE)
     store = page_store(db_url)
     try:
-        batch = [(number, None, article(number)) for number in range(4)]
+        batch = [(number, None, article(number), None) for number in range(4)]
         refused = article(4, slug="rodong-sinmun-calls")
-        batch.insert(2, (4, None, refused))
+        batch.insert(2, (4, None, refused, None))
         results = dict(store.store_batch(batch))
         assert results[4].kind == "failed" and "refused by the test" in (results[4].problem or "")
         assert {n for n, r in results.items() if r.kind == "article"} == {0, 1, 2, 3}
@@ -210,3 +213,53 @@ def test_the_writer_lives_no_longer_than_its_crawl(db_url, site, generated, sour
     assert not writer.is_running()
     articles, snapshots, signatures, known = counts(db_url)
     assert articles == snapshots == signatures == known > 0
+
+
+def index_rows(db_url: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """Every signature row (without its story), band and story term, in order."""
+    archive = Archive(db_url)
+    try:
+        with archive.sessions() as session:
+            signatures = session.execute(
+                text(
+                    "SELECT article_id, minhash, shingles, terms, reprint_of FROM"
+                    " article_signatures ORDER BY article_id"
+                )
+            ).all()
+            bands = session.execute(
+                text("SELECT band_key, article_id FROM signature_bands ORDER BY 1, 2")
+            ).all()
+            terms = session.execute(
+                text("SELECT term_key, article_id FROM story_terms ORDER BY 1, 2")
+            ).all()
+            return [tuple(row) for row in signatures], list(bands), list(terms)
+    finally:
+        archive.dispose()
+
+
+def test_the_signature_computed_by_the_crawl_is_the_one_the_archive_text_gives(db_url):
+    """The crawl computes an article's MinHash and term vector on its own core before handing
+    the page over: what the writer indexes with it equals what indexing the stored text gives."""
+    store = page_store(db_url)
+    try:
+        items = [article(number) for number in range(6)]
+        items.append(article(99, slug="copy"))  # a copy of article 5's text: a copy group
+        items[-1].body = list(items[5].body)
+        items[-1].content_hash = None
+        dedup_keys(items[-1])
+        batch = []
+        for number, item in enumerate(items):
+            signature = text_signature(item.title or "", "\n\n".join(item.body))
+            batch.append((number, None, item, signature))
+        assert {r.outcome for _, r in store.store_batch(batch)} == {"new"}
+    finally:
+        store.close()
+    from_crawl = index_rows(db_url)
+    assert len(from_crawl[0]) == 7 and from_crawl[1] and from_crawl[2]
+    assert any(row[4] is not None for row in from_crawl[0])  # the copy was linked
+    archive = Archive(db_url)
+    try:
+        rebuild(archive)  # every signature computed again from the stored texts
+    finally:
+        archive.dispose()
+    assert index_rows(db_url) == from_crawl

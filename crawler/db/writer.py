@@ -39,14 +39,16 @@ from crawler.items import ArticleItem, NotModifiedItem
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from crawler.stories.index import TextSignature
+
 # What the crawl sends after its last page.
 _STOP = None
 # A group commit holds at most this many pages, gathered for at most this long.
 BATCH_PAGES = 32
 BATCH_SECONDS = 0.25
 
-# (page number, crawl run id, item)
-Message = tuple[int, int | None, ArticleItem | NotModifiedItem]
+# (page number, crawl run id, item, the signature of its text when it is an article to store)
+Message = tuple[int, int | None, ArticleItem | NotModifiedItem, "TextSignature | None"]
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,16 @@ class PageStore:
         with self.archive.transaction() as session:
             self.tagger.open(session)
 
-    def store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+    def store(
+        self,
+        run_id: int | None,
+        item: ArticleItem | NotModifiedItem,
+        signature: TextSignature | None = None,
+    ) -> Stored:
         """One page in a transaction of its own."""
         try:
             with self.archive.transaction() as session:
-                return self._store(session, run_id, item)
+                return self._store(session, run_id, item, signature)
         except Exception as exc:
             reason = fatal_reason(exc)
             if reason is not None:
@@ -105,11 +112,15 @@ class PageStore:
         if len(batch) > 1:
             # on any error every page is stored again, alone
             with contextlib.suppress(Exception), self.archive.transaction() as session:
-                return [(number, self._store(session, run, item)) for number, run, item in batch]
-        return [(number, self.store(run, item)) for number, run, item in batch]
+                return [(n, self._store(session, run, item, sig)) for n, run, item, sig in batch]
+        return [(n, self.store(run, item, sig)) for n, run, item, sig in batch]
 
     def _store(
-        self, session: Session, run_id: int | None, item: ArticleItem | NotModifiedItem
+        self,
+        session: Session,
+        run_id: int | None,
+        item: ArticleItem | NotModifiedItem,
+        signature: TextSignature | None,
     ) -> Stored:
         from crawler.db.queries import (
             ARCHIVED,
@@ -145,7 +156,7 @@ class PageStore:
                 new = result is Outcome.NEW
                 matched = self.tagger.tag(session, article.id, item, new)
                 # copies and stories kept in step, in the same transaction
-                index_article(session, article.id, self.config.topics)
+                index_article(session, article.id, self.config.topics, signature)
             record_urls(session, source_id, urls, ARCHIVED, article.id, snapshot_id)
             outcome, article_id, version = result.value, article.id, article.version
         size = len(page.body) if page is not None else 0
@@ -244,13 +255,18 @@ class ArchiveWriter:
         self._sender.start()
         self._receiver.start()
 
-    async def store(self, run_id: int | None, item: ArticleItem | NotModifiedItem) -> Stored:
+    async def store(
+        self,
+        run_id: int | None,
+        item: ArticleItem | NotModifiedItem,
+        signature: TextSignature | None = None,
+    ) -> Stored:
         if self._lost is not None:
             return Stored("fatal", problem=self._lost)
         number = next(self._numbers)
         future: asyncio.Future[Stored] = self.loop.create_future()
         self._pending[number] = future
-        self._outbox.put((number, run_id, item))
+        self._outbox.put((number, run_id, item, signature))
         return await future
 
     async def close(self) -> int:

@@ -24,6 +24,7 @@ from crawler.context import crawl_context, stop_on_archive_failure
 from crawler.db.writer import ArchiveWriter, Stored, WriterConfig
 from crawler.items import ArticleItem, NotModifiedItem
 from crawler.signals import page_error
+from crawler.stories.index import text_signature
 from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,13 @@ class StorePipeline:
         if context.failure is not None:
             # the crawl is stopping: pages still in flight are fetched again by the next run
             raise DropItem(f"not archived: {item.url}: the crawl is stopping", log_level="DEBUG")
-        stored = await self._writer().store(context.run_id, item)
+        signature = None
+        if isinstance(item, ArticleItem) and not item.rejected and item.title:
+            # the part of the story index that needs the text only, on this process's core:
+            # the writer's is the busier (bench/throughput.py)
+            title, body = item.title, "\n\n".join(item.body)
+            signature = text_signature(title, body, self.config.topics if self.config else None)
+        stored = await self._writer().store(context.run_id, item, signature)
         return self._account(item, stored)
 
     def _account(self, item: ArticleItem | NotModifiedItem, stored: Stored) -> Any:

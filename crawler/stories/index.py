@@ -227,8 +227,36 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
     return found
 
 
-def index_article(session: Session, article_id: int, topics_file: str | None = None) -> None:
-    """(Re)compute the article's signature, its copy links and its story."""
+@dataclass(frozen=True)
+class TextSignature:
+    """What indexing an article computes from its text alone (`text_signature`): its MinHash,
+    how many shingles it has and its term vector. The crawl computes it on its own core, before
+    the page goes to the archive writer; the shingles themselves are made again only when the
+    article has copy candidates (a few in a hundred)."""
+
+    minhash: bytes
+    shingles: int
+    vector: dict[str, float]
+
+
+def text_signature(title: str, body: str, topics_file: str | None = None) -> TextSignature:
+    """The signature of an article's stored title and body (its paragraphs joined by a blank
+    line, as `archive_article` stores them)."""
+    shingle_set = sig.shingles(body)
+    values = sig.minhash(shingle_set)
+    return TextSignature(
+        sig.to_bytes(values), len(shingle_set), term_vector(title, body, topics_file)
+    )
+
+
+def index_article(
+    session: Session,
+    article_id: int,
+    topics_file: str | None = None,
+    signature: TextSignature | None = None,
+) -> None:
+    """(Re)compute the article's signature, its copy links and its story; `signature`, when
+    given, is `text_signature` of the text being stored (not read back and computed again)."""
     text = _texts(session, [article_id]).get(article_id)
     if text is None:
         return
@@ -236,7 +264,7 @@ def index_article(session: Session, article_id: int, topics_file: str | None = N
     recluster: set[int] = set()
     if text.indexed:
         regroup, recluster = _remove(session, article_id)
-    shingle_set, values, vector = _insert_signature(session, text, topics_file)
+    shingle_set, values, vector = _insert_signature(session, text, topics_file, signature)
     for copy in _ordered(session, regroup):
         _link_copies(session, copy)
     linked = _link_copies(session, text, shingle_set, values)
@@ -252,27 +280,35 @@ def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
 
 
 def _insert_signature(
-    session: Session, text: _Text, topics_file: str | None
-) -> tuple[set[str], Any, dict[str, float]]:
-    """The article's signature, bands and story terms; its shingles, MinHash and vector."""
-    shingle_set = sig.shingles(text.body)
-    values = sig.minhash(shingle_set)
-    vector = term_vector(text.title, text.body, topics_file)
+    session: Session, text: _Text, topics_file: str | None, signature: TextSignature | None
+) -> tuple[set[str] | None, Any, dict[str, float]]:
+    """The article's signature, bands and story terms; its shingles (None when `signature`
+    was given: made again only if needed), MinHash and vector."""
+    shingle_set: set[str] | None = None
+    if signature is None:
+        shingle_set = sig.shingles(text.body)
+        signature = TextSignature(
+            sig.to_bytes(sig.minhash(shingle_set)),
+            len(shingle_set),
+            term_vector(text.title, text.body, topics_file),
+        )
+    values = sig.from_bytes(signature.minhash)
+    vector = signature.vector
     session.execute(
         _INSERT_SIGNATURE,
         {
             "article_id": text.id,
             "source_id": text.source_id,
             "published_at": text.when,
-            "minhash": sig.to_bytes(values),
-            "shingles": len(shingle_set),
+            "minhash": signature.minhash,
+            "shingles": signature.shingles,
             "terms": vector,
             "reprint_of": None,
             "similarity": None,
             "story_id": None,
         },
     )
-    if shingle_set:
+    if signature.shingles:
         session.execute(
             _INSERT_BANDS,
             [
