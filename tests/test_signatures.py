@@ -51,6 +51,21 @@ def test_stored_signatures_do_not_drift():
     assert sig.from_bytes(sig.to_bytes(values)).tolist() == values.tolist()
 
 
+def test_stored_values_give_the_estimate_and_band_keys_of_the_array():
+    # the archive writer compares and bands the stored bytes, without numpy
+    sets = [s for s in _shingle_sets() if s]
+    arrays = [sig.minhash(s) for s in sets]
+    arrays.append(arrays[-1].copy())
+    arrays[-1][::3] = 7  # a third of the values changed: an estimate neither 0 nor 1
+    for first in arrays:
+        assert sig.band_keys(sig.to_bytes(first)) == sig.band_keys(first)
+        for second in arrays:
+            expected = float((first == second).mean())
+            assert sig.estimate(sig.to_bytes(first), sig.to_bytes(second)) == expected
+            assert sig.estimate(first, memoryview(sig.to_bytes(second))) == expected
+    assert 0 < sig.estimate(arrays[-1], arrays[-2]) < 1
+
+
 def test_a_crawl_imports_no_heavy_library_before_it_stores_an_article():
     # datasketch (with scipy) is not used at all; numpy and wordfreq load with the first article
     code = (

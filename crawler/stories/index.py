@@ -292,7 +292,7 @@ def _insert_signature(
             len(shingle_set),
             term_vector(text.title, text.body, topics_file),
         )
-    values = sig.from_bytes(signature.minhash)
+    values = signature.minhash
     vector = signature.vector
     session.execute(
         _INSERT_SIGNATURE,
@@ -377,13 +377,13 @@ def _link_copies(
     """Link the article into the group of the texts it copies (or that copy it); whether it
     has any."""
     if values is None:
-        values = sig.from_bytes(session.execute(_MINHASH, {"article_id": text.id}).scalar_one())
+        values = session.execute(_MINHASH, {"article_id": text.id}).scalar_one()
     candidates = [
         other_id
         for other_id, other_values in session.execute(
             _BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id}
         )
-        if sig.estimate(values, sig.from_bytes(other_values)) >= sig.ESTIMATE_FLOOR
+        if sig.estimate(values, other_values) >= sig.ESTIMATE_FLOOR
     ]
     if not candidates:
         return False

@@ -132,16 +132,30 @@ def from_bytes(data: bytes) -> np.ndarray:
     return _numpy().frombuffer(data, dtype="<u4")
 
 
-def estimate(first: np.ndarray, second: np.ndarray) -> float:
-    """The MinHash estimate of two texts' Jaccard: the share of their equal values."""
-    return float((first == second).mean())
+def _stored(values: np.ndarray | bytes | memoryview) -> bytes:
+    """The values as stored: little-endian uint32 (`to_bytes`)."""
+    if isinstance(values, bytes | memoryview):
+        return bytes(values)
+    return to_bytes(values)
 
 
-def band_keys(values: np.ndarray) -> list[int]:
+def estimate(
+    first: np.ndarray | bytes | memoryview, second: np.ndarray | bytes | memoryview
+) -> float:
+    """The MinHash estimate of two texts' Jaccard: the share of their equal values.
+
+    Stored values are compared as they are (the archive writer indexes without numpy)."""
+    mine, theirs = memoryview(_stored(first)).cast("I"), memoryview(_stored(second)).cast("I")
+    return sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(mine)
+
+
+def band_keys(values: np.ndarray | bytes | memoryview) -> list[int]:
     """One signed 64-bit key per band: the band's number and values, hashed."""
+    data = _stored(values)
+    width = ROWS * 4
     keys = []
     for band in range(BANDS):
-        chunk = values[band * ROWS : (band + 1) * ROWS].astype("<u4").tobytes()
+        chunk = data[band * width : (band + 1) * width]
         digest = hashlib.blake2b(struct.pack("<H", band) + chunk, digest_size=8).digest()
         keys.append(int.from_bytes(digest, "little", signed=True))
     return keys
