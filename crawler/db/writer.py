@@ -83,6 +83,7 @@ class PageStore:
         from crawler.topics import TopicTagger
 
         self.config = config
+        self.failure: str | None = None
         self.archive = Archive(config.database_url, migrate=False)
         self.tagger = TopicTagger(config.topics)
         with self.archive.transaction() as session:
@@ -95,25 +96,41 @@ class PageStore:
         signature: TextSignature | None = None,
     ) -> Stored:
         """One page in a transaction of its own."""
+        if self.failure is not None:
+            return Stored("fatal", problem=self.failure)
         try:
             with self.archive.transaction() as session:
                 return self._store(session, run_id, item, signature)
         except Exception as exc:
             reason = fatal_reason(exc)
             if reason is not None:
-                return Stored("fatal", problem=reason)
+                return self._failed(reason)
             # one line, never the page's text
             return Stored("failed", problem=f"not stored: {one_line(exc)}")
 
     def store_batch(self, batch: list[Message]) -> list[tuple[int, Stored]]:
         """Pages that arrived together, in one transaction (a group commit): each page is still
         whole or absent, and a failure of any page sends each page back through `store` alone, to
-        tell the failed page from the others."""
-        if len(batch) > 1:
-            # on any error every page is stored again, alone
-            with contextlib.suppress(Exception), self.archive.transaction() as session:
-                return [(n, self._store(session, run, item, sig)) for n, run, item, sig in batch]
+        tell the failed page from the others; unless the archive itself failed."""
+        if len(batch) > 1 and self.failure is None:
+            try:
+                with self.archive.transaction() as session:
+                    return [
+                        (n, self._store(session, run, item, sig)) for n, run, item, sig in batch
+                    ]
+            except Exception as exc:
+                reason = fatal_reason(exc)
+                if reason is not None:
+                    self._failed(reason)
         return [(n, self.store(run, item, sig)) for n, run, item, sig in batch]
+
+    def _failed(self, reason: str) -> Stored:
+        """No page can be stored any more (a full disk, a lost connection): every later page is
+        refused unread, and the connections are closed, so that the crawl can still close its
+        run in the room the archive has left."""
+        self.failure = reason
+        self.archive.dispose()
+        return Stored("fatal", problem=reason)
 
     def _store(
         self,

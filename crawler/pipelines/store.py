@@ -40,23 +40,17 @@ class StorePipeline:
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
 
-    def open_spider(self) -> None:
+    async def open_spider(self) -> None:
         """Check the topics file (CRAWLER_TOPICS) and give its topics their rows, here so that a
-        bad file stops the crawl before it starts."""
+        bad file stops the crawl before it starts; then start the writer (its imports take the
+        other core while the crawl starts, and an archive that cannot take a page stops the
+        crawl with its first pages)."""
         topics = self.crawler.settings.get("CRAWLER_TOPICS")
         context = crawl_context(self.crawler)
         with context.archive.transaction() as session:
             TopicTagger(topics).open(session)
         self.config = WriterConfig(context.archive.url, context.source_id, topics)
-
-    def _writer(self) -> ArchiveWriter:
-        # Started with the first page to store, not with the crawl: its start (0.3 s of
-        # imports, on the other core) never delays the first request, and a crawl that finds
-        # every article known starts no process.
-        if self.writer is None:
-            assert self.config is not None
-            self.writer = ArchiveWriter(self.config, self._writer_lost)
-        return self.writer
+        self.writer = ArchiveWriter(self.config, self._writer_lost)
 
     def _writer_lost(self, reason: str) -> None:
         stop_on_archive_failure(self.crawler, reason)
@@ -80,7 +74,8 @@ class StorePipeline:
             # the writer's is the busier (bench/throughput.py)
             title, body = item.title, "\n\n".join(item.body)
             signature = text_signature(title, body, self.config.topics if self.config else None)
-        stored = await self._writer().store(context.run_id, item, signature)
+        assert self.writer is not None
+        stored = await self.writer.store(context.run_id, item, signature)
         return self._account(item, stored)
 
     def _account(self, item: ArticleItem | NotModifiedItem, stored: Stored) -> Any:

@@ -34,7 +34,10 @@ T = TypeVar("T")
 
 _FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
 # An ampersand that starts no entity: the commonest way feeds break XML.
-# Listing and sitemap pages are fetched after the article pages already found (priority 0).
+# A walk's first page goes first (it finds the first articles: a feed would make them wait for
+# feedparser's import); its later pages and sitemaps after the article pages already found
+# (priority 0), so the requests waiting in memory stay about one listing page's worth.
+FIRST_PAGE_PRIORITY = 10
 WALK_PRIORITY = -10
 _BARE_AMPERSAND = re.compile(rb"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 
@@ -272,9 +275,8 @@ class NewsSpider(Spider):
             errback=self.on_walk_error,
             cb_kwargs={"page": page},
             meta=meta,
-            # after the articles already found: the requests waiting in memory stay about one
-            # listing page's worth, not the whole outlet's (27 MB per 20,000 articles)
-            priority=WALK_PRIORITY,
+            # not the whole outlet's requests in memory: 27 MB per 20,000 articles
+            priority=FIRST_PAGE_PRIORITY if entry is None else WALK_PRIORITY,
         )
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
@@ -330,7 +332,7 @@ class NewsSpider(Spider):
             errback=self.on_sitemap_error,
             cb_kwargs={"older": older},
             meta={"walk": step} if step is not None else {},
-            priority=WALK_PRIORITY,
+            priority=FIRST_PAGE_PRIORITY if step is None else WALK_PRIORITY,
         )
 
     def parse_sitemap(self, response: Response, older: tuple[str, ...] = ()) -> Iterator[Request]:
