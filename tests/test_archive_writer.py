@@ -6,8 +6,10 @@ once, leaves nothing half-written, and the next run archives what it had not con
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from crawler.config import SourceConfig
 from crawler.context import ensure_source
 from crawler.db.models import Article, ArticleSignature, ArticleUrl, Snapshot
 from crawler.db.session import Archive
-from crawler.db.writer import PageStore, WriterConfig
+from crawler.db.writer import ArchiveWriter, PageStore, Stored, WriterConfig
 from crawler.items import ArticleItem, FetchedPage
 from crawler.mirror import MirrorServer
 from crawler.mirror.generated import GeneratedSite, generate_kcna_site
@@ -263,3 +265,24 @@ def test_the_signature_computed_by_the_crawl_is_the_one_the_archive_text_gives(d
     finally:
         archive.dispose()
     assert index_rows(db_url) == from_crawl
+
+
+def test_a_page_that_cannot_be_handed_over_fails_alone(db_url):
+    archive = Archive(db_url)
+    source_id = ensure_source(archive, SourceConfig(name="kcna_watch", base_url=BASE))
+    archive.dispose()
+
+    async def crawl_side() -> tuple[Stored, Stored, int, list[str]]:
+        lost: list[str] = []
+        writer = ArchiveWriter(WriterConfig(db_url, source_id, None), lost.append)
+        unpicklable = article(1)
+        unpicklable.author = threading.Lock()  # type: ignore[assignment]
+        first = await writer.store(None, unpicklable)
+        second = await writer.store(None, article(2))
+        return first, second, await writer.close(), lost
+
+    first, second, status, lost = asyncio.run(crawl_side())
+    assert first.kind == "failed" and "cannot hand the page over" in (first.problem or "")
+    assert (second.kind, second.outcome) == ("article", "new")
+    assert status == 0 and lost == []
+    assert archived_urls(db_url) == [article(2).url]

@@ -298,7 +298,14 @@ class ArchiveWriter:
         try:
             while True:
                 message = self._outbox.get()
-                self._pages_out.send(message)
+                try:
+                    self._pages_out.send(message)
+                except OSError:
+                    raise
+                except Exception as exc:  # a page that cannot be pickled: nothing was written
+                    problem = f"not stored: cannot hand the page over: {one_line(exc)}"
+                    failed = [(message[0], Stored("failed", problem=problem))]
+                    self.loop.call_soon_threadsafe(self._resolve, failed)
                 if message is _STOP:
                     break
         except OSError:
