@@ -1,5 +1,5 @@
-"""Stage 4: one transaction per page: its snapshot, the article (new, seen again, or a new
-version) with its topics and story index, and its URLs made known.
+"""Stage 4: each page whole or not at all: its snapshot, the article (new, seen again, or a
+new version) with its topics and story index, and its URLs made known.
 
 The storing itself runs in the archive writer (crawler/db/writer.py), a process of its own, so
 that it takes the machine's other core while this one fetches and parses; this stage hands each
