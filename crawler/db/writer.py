@@ -111,7 +111,8 @@ class PageStore:
     def store_batch(self, batch: list[Message]) -> list[tuple[int, Stored]]:
         """Pages that arrived together, in one transaction (a group commit): each page is still
         whole or absent, and a failure of any page sends each page back through `store` alone, to
-        tell the failed page from the others; unless the archive itself failed."""
+        tell the failed page from the others; unless the archive itself failed (a full disk),
+        which no page escapes: the crawl is told at once."""
         if len(batch) > 1 and self.failure is None:
             try:
                 with self.archive.transaction() as session:
