@@ -32,13 +32,13 @@ from crawler.walk import ArchiveUnavailable, Walks, WalkStep
 
 T = TypeVar("T")
 
-_FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
-# An ampersand that starts no entity: the commonest way feeds break XML.
 # A walk's first page goes first (it finds the first articles: a feed would make them wait for
 # feedparser's import); its later pages and sitemaps after the article pages already found
 # (priority 0), so the requests waiting in memory stay about one listing page's worth.
 FIRST_PAGE_PRIORITY = 10
 WALK_PRIORITY = -10
+_FEED_LINK = re.compile(r"<item\b.*?<link>\s*([^<\s]+)\s*</link>", re.S | re.I)
+# An ampersand that starts no entity: the commonest way feeds break XML.
 _BARE_AMPERSAND = re.compile(rb"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 
 
