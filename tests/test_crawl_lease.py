@@ -19,7 +19,8 @@ from tests.conftest import LOOPBACK, ROOT, crawl, crawl_runs, write_sources
 from tests.test_scheduler import RODONG, lease_rows
 from tests.test_scheduler_config import source
 
-ELSEWHERE = "archive-host-2:4242:0badcafe"  # a holder on another host: never guessed dead
+# a holder on another host (never guessed dead), whose pid reads as an emoji code (":1234:")
+ELSEWHERE = "archive-host-2:1234:0badcafe"
 
 
 def test_a_source_running_elsewhere_is_not_crawled(archive, db_url, kcna, tmp_path):
