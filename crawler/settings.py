@@ -31,8 +31,9 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 # Workers Scrapy starts per response to pass its output on (default 100): each is an asyncio
 # task made and ended for every page, 101 tasks costing about 1 ms of CPU a page, a third of a
-# bare spider's. An article page yields one item and the stages are synchronous; a listing's
-# requests are queued one after the other whatever the count (bench/crawl_side.py).
+# bare spider's. An article page yields one item (the pages in flight are stored side by
+# side by the archive writer whatever this count); a listing's requests are queued one after
+# the other (bench/crawl_side.py).
 CONCURRENT_ITEMS = 4
 DOWNLOAD_DELAY = 0.25
 DOWNLOAD_TIMEOUT = 60
