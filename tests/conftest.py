@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from crawler.db.models import CrawlRun
 from crawler.db.session import Archive
 from crawler.mirror import SITES_DIR, MirrorServer, MirrorSet
+from crawler.mirror.generated import GeneratedSite, generate_kcna_site
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -218,3 +219,25 @@ def crawl(
         "crawl", *sources, "--no-progress", *LOOPBACK, *extra, db_url=db_url, sources=sources_file
     )
     return result
+
+
+# A generated KCNA Watch-style outlet (six listing pages of 50), served locally.
+GENERATED_ARTICLES = 300
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> GeneratedSite:
+    return generate_kcna_site(tmp_path / "site", GENERATED_ARTICLES)
+
+
+@pytest.fixture
+def generated(site: GeneratedSite) -> Iterator[MirrorServer]:
+    with MirrorServer(site.folder) as server:
+        yield server
+
+
+@pytest.fixture
+def sources(tmp_path: Path, generated: MirrorServer) -> Path:
+    return write_sources(
+        tmp_path / "sources.toml", {"kcna_watch": generated.base_url}, max_pages=20
+    )

@@ -11,13 +11,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 from sqlalchemy import func, select, text
 
 from crawler.config import SourceConfig
@@ -26,13 +23,11 @@ from crawler.db.models import Article, ArticleSignature, ArticleUrl, Snapshot
 from crawler.db.session import Archive
 from crawler.db.writer import ArchiveWriter, PageStore, Stored, WriterConfig
 from crawler.items import ArticleItem, FetchedPage
-from crawler.mirror import MirrorServer
-from crawler.mirror.generated import GeneratedSite, generate_kcna_site
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.stories import rebuild
 from crawler.stories.index import text_signature
-from tests.conftest import BACKEND, crawl, crawl_runs, write_sources
+from tests.conftest import BACKEND, crawl, crawl_runs
 from tests.test_nothing_lost import (
     ARTICLES,
     REFUSE_POSTGRES,
@@ -45,24 +40,6 @@ from tests.test_nothing_lost import (
 from tests.test_scheduler import wait_for
 
 BASE = "http://outlet.test"
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> GeneratedSite:
-    return generate_kcna_site(tmp_path / "site", ARTICLES)
-
-
-@pytest.fixture
-def generated(site: GeneratedSite) -> Iterator[MirrorServer]:
-    with MirrorServer(site.folder) as server:
-        yield server
-
-
-@pytest.fixture
-def sources(tmp_path: Path, generated: MirrorServer) -> Path:
-    return write_sources(
-        tmp_path / "sources.toml", {"kcna_watch": generated.base_url}, max_pages=20
-    )
 
 
 def article(number: int, slug: str = "story") -> ArticleItem:

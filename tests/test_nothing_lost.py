@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
@@ -23,9 +22,10 @@ from crawler.context import RESERVE_BYTES
 from crawler.db.models import Article, ArticleUrl, Snapshot, SourceWalk
 from crawler.db.session import Archive
 from crawler.mirror import MirrorServer
-from crawler.mirror.generated import GeneratedSite, generate_kcna_site
+from crawler.mirror.generated import GeneratedSite
 from tests.conftest import (
     BACKEND,
+    GENERATED_ARTICLES,
     LOOPBACK,
     POSTGRES_ADMIN_URL,
     ROOT,
@@ -36,29 +36,11 @@ from tests.conftest import (
 from tests.test_scheduler import RODONG, Scheduler, final_runs, lease_rows, wait_for
 from tests.test_scheduler import sources_file as scheduler_sources
 
-ARTICLES = 300  # six listing pages of 50
+ARTICLES = GENERATED_ARTICLES
 RECEPTION = (
     "/newstream/1732960512-284951/"
     "dprk-ministry-of-national-defence-hosts-reception-for-russian-military-delegation/"
 )
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> GeneratedSite:
-    return generate_kcna_site(tmp_path / "site", ARTICLES)
-
-
-@pytest.fixture
-def generated(site: GeneratedSite) -> Iterator[MirrorServer]:
-    with MirrorServer(site.folder) as server:
-        yield server
-
-
-@pytest.fixture
-def sources(tmp_path: Path, generated: MirrorServer) -> Path:
-    return write_sources(
-        tmp_path / "sources.toml", {"kcna_watch": generated.base_url}, max_pages=20
-    )
 
 
 def start_crawl(db_url: str, sources: Path, *args: str) -> subprocess.Popen[str]:
