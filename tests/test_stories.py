@@ -587,3 +587,61 @@ def test_a_text_copied_more_often_than_the_candidate_bound_stays_one_group(archi
     with archive.sessions() as session:
         found = session.execute(_BAND_CANDIDATES, {"keys": keys, "article_id": last.article_id})
         assert len(found.all()) == MAX_COPY_CANDIDATES
+
+
+def test_stories_are_the_connected_parts_of_the_neighbour_graph_when_all_are_candidates(archive):
+    # Every article names the same two people (its heaviest terms, so every other article is a
+    # candidate of each) and draws the rest of its words from one or two of four subjects: some
+    # pairs are neighbours, most are not, and an article can bridge two stories. Each new
+    # article meets many members of stories already formed, of which it compares only until a
+    # neighbour brings their story in: the stories must still be exactly the connected parts
+    # of the graph of neighbour pairs, computed here over every pair.
+    import random
+
+    from crawler.stories.index import STORY_THRESHOLD
+    from crawler.stories.terms import cosine
+
+    endings = ("ak", "el", "ir", "ov", "um", "yx", "eb", "id", "og", "ush", "at", "en")
+    subjects = [[stem + end for end in endings] for stem in ("quorv", "blensk", "tirad", "omph")]
+    generator = random.Random(7)
+    articles = []
+    for number in range(40):
+        # the first two subjects meet in some articles: their stories are bridged
+        chosen = generator.choice(([0], [1], [2], [3], [0, 1]))
+        words = [w for s in chosen for w in generator.sample(subjects[s], 8)]
+        generator.shuffle(words)
+        sentences = [f"It was {' and '.join(words[i : i + 3])}." for i in range(0, len(words), 3)]
+        body = " ".join(["Zorblat Quenrix was there.", *sentences])
+        articles.append(_invented(f"n{number}", f"wire_{number % 3}", words[0], body, 1))
+    # the bridges last: they join stories formed apart, merging them
+    articles.sort(key=lambda a: a.body[0].count("quorv") > 0 and a.body[0].count("blensk") > 0)
+    ids = store_set(archive, articles)
+    with archive.sessions() as session:
+        rows = session.execute(
+            select(ArticleSignature.article_id, ArticleSignature.terms, ArticleSignature.story_id)
+        ).all()
+    vectors = {row.article_id: row.terms for row in rows}
+    # the connected parts of the neighbour graph, over every pair
+    part = {article_id: article_id for article_id in vectors}
+
+    def root(article_id: int) -> int:
+        while part[article_id] != article_id:
+            article_id = part[article_id]
+        return article_id
+
+    edges = 0
+    for first in vectors:
+        for second in vectors:
+            if first < second and cosine(vectors[first], vectors[second]) >= STORY_THRESHOLD:
+                part[root(first)] = root(second)
+                edges += 1
+    expected = {}
+    for article_id in vectors:
+        expected.setdefault(root(article_id), set()).add(article_id)
+    expected_stories = {frozenset(p) for p in expected.values() if len(p) > 1}
+    found: dict[int, set[int]] = {}
+    for row in rows:
+        if row.story_id is not None:
+            found.setdefault(row.story_id, set()).add(row.article_id)
+    assert len(ids) == 40 and edges > 100 and len(expected_stories) >= 3
+    assert {frozenset(p) for p in found.values()} == expected_stories

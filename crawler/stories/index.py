@@ -445,9 +445,17 @@ def _cluster(
                 "article_id": article_id,
             },
         )
+        joined: set[int] = set()  # the stories of the neighbours found so far
         for other_id, terms, other_story in candidates:
+            # a candidate of a story a neighbour already brings in changes nothing (its story
+            # is joined either way, and only a neighbour without a story is joined by itself):
+            # not compared. Every member of one busy story is a candidate of its next article.
+            if other_story is not None and other_story in joined:
+                continue
             if cosine(vector, _vector(terms)) >= STORY_THRESHOLD:
                 neighbours[other_id] = other_story
+                if other_story is not None:
+                    joined.add(other_story)
     # the texts it copies or that copy it are in its story, however far apart in time
     if fresh is None:
         root = reprint_of or article_id
@@ -508,6 +516,22 @@ _STORY_ROW = select(
     _OUTLET_KNOWN,
 ).where(_STORIES.c.id == bindparam("story"))
 
+# What `_joined` writes, built once (building the statement measured more than running it),
+# without and with a new label.
+_JOINED_VALUES = {
+    "article_count": bindparam("article_count"),
+    "first_published_at": bindparam("first_published_at"),
+    "last_published_at": bindparam("last_published_at"),
+    "updated_at": bindparam("updated_at"),
+    "outlet_count": _STORIES.c.outlet_count + bindparam("new_outlet"),
+}
+_JOINED = {
+    relabel: update(_STORIES)
+    .where(_STORIES.c.id == bindparam("story"))
+    .values(**_JOINED_VALUES, **({"label": bindparam("label")} if relabel else {}))
+    for relabel in (False, True)
+}
+
 
 def _joined(session: Session, story_id: int, article_id: int, when: datetime) -> None:
     """`refresh_story` for the commonest change, one article joining a story, from the
@@ -518,16 +542,17 @@ def _joined(session: Session, story_id: int, article_id: int, when: datetime) ->
     ).one()
     count += 1
     values: dict[str, Any] = {
+        "story": story_id,
         "article_count": count,
         "first_published_at": min(first, when),
         "last_published_at": max(last, when),
         "updated_at": utcnow(),
+        "new_outlet": 0 if outlet_known else 1,
     }
-    if not outlet_known:
-        values["outlet_count"] = _STORIES.c.outlet_count + 1
-    if _label_due(label, count):
+    relabel = _label_due(label, count)
+    if relabel:
         values["label"] = _representative_title(session, story_id)
-    session.execute(update(_STORIES).where(_STORIES.c.id == story_id).values(**values))
+    session.execute(_JOINED[relabel], values)
 
 
 def refresh_story(session: Session, story_id: int) -> None:
