@@ -76,3 +76,30 @@ def test_a_crawl_imports_no_heavy_library_before_it_stores_an_article():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_term_weighs_double_where_it_reads_as_a_name_anywhere_in_the_text():
+    import math
+
+    from crawler.stories.terms import ENTITY_WEIGHT, term_vector
+
+    def ratio(title: str, body: str, term: str) -> float:
+        """The term's weight over the weight of "zuvelk" (said twice, never as a name)."""
+        vector = term_vector(title, body, None, size=1000)
+        return vector[term] / vector["zuvelk"]
+
+    def expected(count: int, boost: float) -> object:
+        # both words are unknown to the usage list: their IDF is the same (weights are stored
+        # to 6 decimals)
+        return pytest.approx((1 + math.log(count)) * boost / (1 + math.log(2)), rel=1e-5)
+
+    plain = "The zuvelk and the marbeck met. Zuvelk was here. Marbeck too."
+    # capitalised at a sentence's start only: an ordinary word
+    assert ratio("", plain, "marbeck") == expected(2, 1.0)
+    # capitalised inside a sentence once: a name wherever it appears
+    assert ratio("", plain + " Then the Marbeck left.", "marbeck") == expected(3, ENTITY_WEIGHT)
+    # upper case (with a digit too) is a name even where a sentence starts
+    assert ratio("", plain + " MARBECK said so.", "marbeck") == expected(3, ENTITY_WEIGHT)
+    assert ratio("", plain + " 3MARBECK said so.", "3marbeck") == expected(1, ENTITY_WEIGHT)
+    # the title's first word starts a sentence too; counts add up over title and body
+    assert ratio("Marbeck", plain, "marbeck") == expected(3, 1.0)

@@ -57,22 +57,26 @@ def idf(term: str) -> float:
     return max(0.0, MAX_ZIPF - (math.log10(frequency) + 9.0))
 
 
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """(folded token, entity-like) for each word of the text."""
-    found = []
-    folded: dict[str, str] = {}  # a text repeats its words: each is folded once
+def _count_terms(text: str, repeat: int, counts: Counter[str], entities: set[str]) -> None:
+    """Add each word of the text, folded, to `counts` (`repeat` times) and those that are
+    entity-like somewhere to `entities`. The words are counted as they are, then each distinct
+    word is folded once; only a word with a capital is looked at in its place (a lower-case
+    word is never entity-like)."""
+    pairs = _TOKEN.findall(text)
+    raw = Counter(token for _, token in pairs)
+    for token, count in raw.items():
+        counts[_folded(token)] += count * repeat
     first = True
-    for gap, token in _TOKEN.findall(text):
-        starts_sentence = first or (gap != " " and _SENTENCE_END.search(gap) is not None)
+    for gap, token in pairs:
+        if not token.islower() and token not in entities:
+            starts_sentence = first or (gap != " " and _SENTENCE_END.search(gap) is not None)
+            if (token[0].isupper() and not starts_sentence) or (len(token) > 1 and token.isupper()):
+                entities.add(token)
         first = False
-        entity = (token[0].isupper() and not starts_sentence) or (
-            len(token) > 1 and token.isupper()
-        )
-        form = folded.get(token)
-        if form is None:
-            form = folded[token] = fold(token).replace("’", "'").removesuffix("'s")
-        found.append((form, entity))
-    return found
+
+
+def _folded(token: str) -> str:
+    return fold(token).replace("’", "'").removesuffix("'s")
 
 
 @lru_cache(maxsize=4)
@@ -94,12 +98,10 @@ def term_vector(
 ) -> dict[str, float]:
     """The article's `size` heaviest terms with unit-length weights."""
     counts: Counter[str] = Counter()
-    entities: set[str] = set()
+    raw_entities: set[str] = set()
     for text, repeat in ((title, TITLE_WEIGHT), (body, 1)):
-        for token, entity in _tokens(text):
-            counts[token] += repeat
-            if entity:
-                entities.add(token)
+        _count_terms(text, repeat, counts, raw_entities)
+    entities = {_folded(token) for token in raw_entities}
     weights: dict[str, float] = {}
     for token, count in counts.items():
         zipf_idf = idf(token)
