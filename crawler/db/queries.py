@@ -10,7 +10,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from crawler.db.models import (
@@ -140,8 +150,10 @@ def find_article(
     return session.get(Article, found.id) if found is not None else None
 
 
-# Built once: they run for every article a crawl stores. Two statements, not one with OR:
-# each is a search of its own index, where an OR would scan the outlet's articles.
+# Built once: it runs for every article a crawl stores. The article with the canonical URL,
+# else the outlet's first with the same text: two branches of one statement (one round trip),
+# not one WHERE with OR: each branch is a search of its own index, where an OR would scan the
+# outlet's articles.
 _LOOKUP_COLUMNS = (
     _ARTICLES.c.id,
     _ARTICLES.c.content_hash,
@@ -149,28 +161,27 @@ _LOOKUP_COLUMNS = (
     _ARTICLES.c.last_seen_at,
     _ARTICLES.c.snapshot_id,
 )
-_BY_CANONICAL = select(*_LOOKUP_COLUMNS).where(
+_BY_CANONICAL = select(*_LOOKUP_COLUMNS, literal_column("0").label("rank")).where(
     _ARTICLES.c.source_id == bindparam("source_id"),
     _ARTICLES.c.canonical_url == bindparam("canonical_url"),
 )
 _BY_CONTENT = (
-    select(*_LOOKUP_COLUMNS)
+    select(*_LOOKUP_COLUMNS, literal_column("1").label("rank"))
     .where(
         _ARTICLES.c.source_id == bindparam("source_id"),
         _ARTICLES.c.content_hash == bindparam("digest"),
     )
     .order_by(_ARTICLES.c.id)
     .limit(1)
+    .subquery()
 )
+_LOOKUP = union_all(_BY_CANONICAL, select(_BY_CONTENT)).order_by(literal_column("rank")).limit(1)
 
 
 def _lookup(session: Session, source_id: int, canonical_url: str, digest: str | None) -> Any:
-    found = session.execute(
-        _BY_CANONICAL, {"source_id": source_id, "canonical_url": canonical_url}
+    return session.execute(
+        _LOOKUP, {"source_id": source_id, "canonical_url": canonical_url, "digest": digest}
     ).first()
-    if found is None and digest is not None:
-        found = session.execute(_BY_CONTENT, {"source_id": source_id, "digest": digest}).first()
-    return found
 
 
 _INSERT_ARTICLE = insert(_ARTICLES).returning(_ARTICLES.c.id)

@@ -150,6 +150,7 @@ class PageStore:
             store_snapshot,
         )
         from crawler.stories import index_article
+        from crawler.stories.index import new_article_text
 
         source_id = self.config.source_id
         if isinstance(item, NotModifiedItem):
@@ -174,7 +175,18 @@ class PageStore:
                 new = result is Outcome.NEW
                 matched = self.tagger.tag(session, article.id, item, new)
                 # copies and stories kept in step, in the same transaction
-                index_article(session, article.id, self.config.topics, signature)
+                text = None
+                if new:
+                    text = new_article_text(
+                        article.id,
+                        source_id,
+                        item.title or "",
+                        "\n\n".join(item.body),
+                        item.published_at,
+                        article.last_seen_at,
+                        item.original_source,
+                    )
+                index_article(session, article.id, self.config.topics, signature, text)
             record_urls(session, source_id, urls, ARCHIVED, article.id, snapshot_id)
             outcome, article_id, version = result.value, article.id, article.version
         size = len(page.body) if page is not None else 0

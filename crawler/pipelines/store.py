@@ -70,10 +70,10 @@ class StorePipeline:
             raise DropItem(f"not archived: {item.url}: the crawl is stopping", log_level="DEBUG")
         signature = None
         if isinstance(item, ArticleItem) and not item.rejected and item.title:
-            # the part of the story index that needs the text only, on this process's core:
-            # the writer's is the busier (bench/throughput.py)
-            title, body = item.title, "\n\n".join(item.body)
-            signature = text_signature(title, body, self.config.topics if self.config else None)
+            # a part of the story index that needs the text only, on this process's core: the
+            # MinHash (the writer computes the term vector; bench/throughput.py)
+            body = "\n\n".join(item.body)
+            signature = text_signature(item.title, body, vector=False)
         assert self.writer is not None
         stored = await self.writer.store(context.run_id, item, signature)
         return self._account(item, stored)

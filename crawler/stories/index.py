@@ -230,22 +230,51 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
 @dataclass(frozen=True)
 class TextSignature:
     """What indexing an article computes from its text alone (`text_signature`): its MinHash,
-    how many shingles it has and its term vector. The crawl computes it on its own core, before
-    the page goes to the archive writer; the shingles themselves are made again only when the
-    article has copy candidates (a few in a hundred)."""
+    how many shingles it has and its term vector (None: the indexing computes it). The crawl
+    computes the MinHash on its own core, before the page goes to the archive writer, which
+    computes the vector: that shares the work between the two about evenly. The shingles
+    themselves are made again only when the article has copy candidates (a few in a hundred).
+    """
 
     minhash: bytes
     shingles: int
-    vector: dict[str, float]
+    vector: dict[str, float] | None
 
 
-def text_signature(title: str, body: str, topics_file: str | None = None) -> TextSignature:
+def text_signature(
+    title: str, body: str, topics_file: str | None = None, *, vector: bool = True
+) -> TextSignature:
     """The signature of an article's stored title and body (its paragraphs joined by a blank
-    line, as `archive_article` stores them)."""
+    line, as `archive_article` stores them); without its term vector unless `vector`."""
     shingle_set = sig.shingles(body)
     values = sig.minhash(shingle_set)
     return TextSignature(
-        sig.to_bytes(values), len(shingle_set), term_vector(title, body, topics_file)
+        sig.to_bytes(values),
+        len(shingle_set),
+        term_vector(title, body, topics_file) if vector else None,
+    )
+
+
+def new_article_text(
+    article_id: int,
+    source_id: int,
+    title: str,
+    body: str,
+    published_at: datetime | None,
+    first_seen_at: datetime,
+    original_source: str | None,
+) -> _Text:
+    """What the index reads of an article just inserted, as it was written (not read back)."""
+    when = (published_at or first_seen_at).astimezone(UTC)
+    return _Text(
+        article_id,
+        source_id,
+        title,
+        body,
+        when,
+        original_source is not None,
+        published_at is not None,
+        False,
     )
 
 
@@ -254,10 +283,12 @@ def index_article(
     article_id: int,
     topics_file: str | None = None,
     signature: TextSignature | None = None,
+    new: _Text | None = None,
 ) -> None:
     """(Re)compute the article's signature, its copy links and its story; `signature`, when
-    given, is `text_signature` of the text being stored (not read back and computed again)."""
-    text = _texts(session, [article_id]).get(article_id)
+    given, is `text_signature` of the text being stored (not read back and computed again),
+    `new` the text of an article just inserted (`new_article_text`)."""
+    text = new if new is not None else _texts(session, [article_id]).get(article_id)
     if text is None:
         return
     regroup: set[int] = set()
@@ -294,6 +325,8 @@ def _insert_signature(
         )
     values = signature.minhash
     vector = signature.vector
+    if vector is None:
+        vector = term_vector(text.title, text.body, topics_file)
     session.execute(
         _INSERT_SIGNATURE,
         {
