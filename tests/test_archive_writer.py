@@ -263,3 +263,26 @@ def test_a_page_that_cannot_be_handed_over_fails_alone(db_url):
     assert (second.kind, second.outcome) == ("article", "new")
     assert status == 0 and lost == []
     assert archived_urls(db_url) == [article(2).url]
+
+
+def test_a_writer_that_does_not_exit_at_the_crawls_end_is_stopped_after_its_time(db_url, caplog):
+    # A writer stuck on its database must not hold the crawl (and a scheduler's run) open:
+    # the crawl waits a bounded time for it, then kills it. What it had confirmed stays.
+    archive = Archive(db_url)
+    source_id = ensure_source(archive, SourceConfig(name="kcna_watch", base_url=BASE))
+    archive.dispose()
+
+    async def crawl_side() -> tuple[Stored, int, float, int]:
+        writer = ArchiveWriter(WriterConfig(db_url, source_id, None), lambda reason: None)
+        stored = await writer.store(None, article(1))
+        os.kill(writer.process.pid, signal.SIGSTOP)  # it will never read the stop
+        started = time.monotonic()
+        status = await writer.close(timeout=1.0)
+        return stored, status, time.monotonic() - started, writer.process.pid
+
+    stored, status, waited, pid = asyncio.run(crawl_side())
+    assert (stored.kind, stored.outcome) == ("article", "new")
+    assert status == -signal.SIGKILL and 1.0 <= waited < 10
+    assert not psutil.pid_exists(pid)
+    assert "did not exit within 1.0s" in caplog.text
+    assert archived_urls(db_url) == [article(1).url]

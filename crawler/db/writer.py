@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import queue
 import signal
@@ -41,11 +42,16 @@ if TYPE_CHECKING:
 
     from crawler.stories.index import TextSignature
 
+logger = logging.getLogger(__name__)
+
 # What the crawl sends after its last page.
 _STOP = None
 # A group commit holds at most this many pages, gathered for at most this long.
 BATCH_PAGES = 32
 BATCH_SECONDS = 0.25
+# How long a crawl that ends waits for its writer to store what it was given and exit. A page
+# takes milliseconds; a writer still there after this is stuck on its database.
+EXIT_SECONDS = 60.0
 
 # (page number, crawl run id, item, the signature of its text when it is an article to store)
 Message = tuple[int, int | None, ArticleItem | NotModifiedItem, "TextSignature | None"]
@@ -299,11 +305,22 @@ class ArchiveWriter:
         self._outbox.put((number, run_id, item, signature))
         return await future
 
-    async def close(self) -> int:
-        """Let the writer store what it was given, then wait for it to exit; its exit status."""
+    async def close(self, timeout: float = EXIT_SECONDS) -> int:
+        """Let the writer store what it was given, then wait for it to exit; its exit status.
+
+        A writer that has not exited `timeout` seconds after being told to (a database that
+        does not answer) is killed: what it had not committed is fetched again by the next run,
+        and the crawl ends instead of waiting with it."""
         self._closing = True
         self._outbox.put(_STOP)
-        status = await asyncio.to_thread(self.process.wait)
+        try:
+            status = await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout)
+        except TimeoutError:
+            logger.warning(
+                "the archive writer did not exit within %ss of the crawl's end: stopped", timeout
+            )
+            self.process.kill()
+            status = await asyncio.to_thread(self.process.wait)
         await asyncio.to_thread(self._receiver.join)
         return status
 
