@@ -49,6 +49,9 @@ _STOP = None
 # A group commit holds at most this many pages, gathered for at most this long.
 BATCH_PAGES = 32
 BATCH_SECONDS = 0.25
+# A batch waits this long from its first page for more: a commit costs about as much as
+# storing a page, and a writer that keeps up would otherwise commit page by page.
+GATHER_SECONDS = 0.01
 # How long a crawl that ends waits for its writer to store what it was given and exit. A page
 # takes milliseconds; a writer still there after this is stuck on its database.
 EXIT_SECONDS = 60.0
@@ -208,10 +211,11 @@ class PageStore:
 def serve(pages_in: Connection, results_out: Connection) -> None:
     """Store every page received until the crawl says stop or goes away.
 
-    What has arrived while the last batch was stored is stored together, in one transaction
-    (at most BATCH_PAGES pages, gathered for at most BATCH_SECONDS): a writer that keeps up
-    commits page by page, one that falls behind catches up by committing less often. Results go
-    back once their batch committed, so the crawl counts only what is in the archive; a kill
+    What has arrived while the last batch was stored, and what arrives within GATHER_SECONDS
+    of a batch's first page, is stored together, in one transaction (at most BATCH_PAGES
+    pages, gathered for at most BATCH_SECONDS): a writer that falls behind catches up by
+    committing less often, and one that keeps up still commits a few pages at a time. Results
+    go back once their batch committed, so the crawl counts only what is in the archive; a kill
     costs the batch being stored, whose pages the next run fetches again."""
     config: WriterConfig = pages_in.recv()
     try:
@@ -228,9 +232,14 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
             if message is _STOP:
                 return
             batch = [message]
-            deadline = time.monotonic() + BATCH_SECONDS
+            started = time.monotonic()
             stop = False
-            while len(batch) < BATCH_PAGES and time.monotonic() < deadline and pages_in.poll(0):
+            while len(batch) < BATCH_PAGES:
+                now = time.monotonic()
+                if now >= started + BATCH_SECONDS or not pages_in.poll(
+                    max(0.0, started + GATHER_SECONDS - now)
+                ):
+                    break
                 message = pages_in.recv()
                 if message is _STOP:
                     stop = True
