@@ -49,8 +49,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL; a SQLite file's folder is created on demand."""
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine for any SQLAlchemy URL; a SQLite file's folder is created on demand.
+
+    `pre_ping`: a PostgreSQL connection taken from the pool is checked first (a round trip),
+    so that one the server dropped while it lay idle is replaced instead of failing."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -64,7 +67,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         # psycopg (3) is the driver this project installs.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=pre_ping)
 
 
 def alembic_config(engine: Engine) -> Any:
@@ -227,9 +230,9 @@ def stored_revision(engine: Engine) -> str | None:
 class Archive:
     """An engine plus its session factory; `dispose()` when done."""
 
-    def __init__(self, url: str, *, migrate: bool | None = None) -> None:
+    def __init__(self, url: str, *, migrate: bool | None = None, pre_ping: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pre_ping=pre_ping)
         self.dialect = self.engine.dialect.name
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._ensure_schema(migrate)

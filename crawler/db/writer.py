@@ -93,7 +93,9 @@ class PageStore:
 
         self.config = config
         self.failure: str | None = None
-        self.archive = Archive(config.database_url, migrate=False)
+        # its connection is never idle for long: no check (a round trip) before each batch; a
+        # connection lost in the middle fails the batch as any lost connection does
+        self.archive = Archive(config.database_url, migrate=False, pre_ping=False)
         self.tagger = TopicTagger(config.topics)
         with self.archive.transaction() as session:
             self.tagger.open(session)
