@@ -64,9 +64,13 @@ def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
-        # psycopg (3) is the driver this project installs.
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "postgresql":
+        from crawler.db.models import use_postgresql
+
+        use_postgresql()
+        if parsed.get_driver_name() in ("", "psycopg2"):
+            # psycopg (3) is the driver this project installs.
+            parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=pre_ping)
 
 
