@@ -78,6 +78,63 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def open_archive(db: str | None, migrate: bool | None = None, *, read_only: bool = False) -> Any:
+    """The archive the options name; a one-line error (exit 2) when it cannot be used.
+
+    A command that only reads (`read_only`) refuses a SQLite file that does not exist rather
+    than creating an empty archive; one that writes refuses a file it cannot write."""
+    from crawler.db.session import Archive
+
+    url = database_url(db)
+    shown = shown_url(url)
+    path = sqlite_file(url)
+    if path is not None and read_only and not path.exists():
+        raise fail(
+            f"no archive at {path} (crawl into it first, or name another with --db or "
+            "CRAWLER_DATABASE_URL)"
+        )
+    if path is not None and not read_only and path.exists():
+        folder = path.parent
+        if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+            where = path if not os.access(path, os.W_OK) else folder
+            raise fail(f"cannot write to the archive {path}: {where} is read-only")
+    try:
+        archive = Archive(url, migrate=migrate)
+    except ConfigError as exc:
+        raise fail(str(exc).replace(url, shown)) from None
+    except Exception as exc:  # a server that is down, a file that is not a database, ...
+        raise fail(
+            f"cannot open the archive {shown}: {one_line(exc).replace(url, shown)}"
+        ) from None
+    if not read_only:
+        try:
+            refusal = write_refusal(archive)
+        except Exception as exc:
+            refusal = one_line(exc)
+        if refusal is not None:
+            archive.dispose()
+            raise fail(f"cannot write to the archive {shown}: {refusal}")
+    return archive
+
+
+def write_refusal(archive: Any) -> str | None:
+    """Why the archive cannot be written to (a read-only file or session), else None.
+
+    Asked before a crawl starts, so that it fails in one line rather than in its first write."""
+    with archive.engine.connect() as connection:
+        if archive.dialect == "sqlite":
+            # setting the header's user version to what it is writes nothing new, but is a write
+            version = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+            connection.exec_driver_sql(f"PRAGMA user_version = {version}")
+            connection.commit()
+        elif (
+            archive.dialect == "postgresql"
+            and connection.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+        ):
+            return "the database session is read-only"
+    return None
+
+
 def refuse_archive_as_output(output: Path, db: str | None) -> None:
     """Fail when `-o` names the archive's own file (or its journal): writing there destroys it."""
     path = sqlite_file(database_url(db))

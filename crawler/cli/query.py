@@ -26,7 +26,6 @@ from crawler.cli.common import (
     require_topic,
     written_atomically,
 )
-from crawler.config import ConfigError
 
 SINCE_HELP = (
     "Published on or after: a day (2024-12-12, the publication's own date) or a time "
@@ -149,56 +148,9 @@ def stats_command(
     sources: SourcesOption = None,
 ) -> None:
     """Per outlet: articles, oldest and newest, articles per day (30 days), last run; per topic."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import stats
 
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from crawler.read.stats import collect_stats, day_label, sparkline
-    from crawler.topics import load_topics
-
-    try:
-        fingerprints = {n: t.fingerprint for n, t in load_topics().topics.items()}
-    except ConfigError as exc:
-        err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
-        fingerprints = None
-    archive = open_archive(db, read_only=True)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            figures = collect_stats(session, topic=topic, fingerprints=fingerprints)
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2) + "\n")
-        return
-    days = f"articles per day {figures.days[0]} .. {figures.days[-1]}"
-    title = f"outlets{f' (topic {topic})' if topic else ''}; {days}"
-    table = Table(title=title, title_justify="left")
-    for column in ("outlet", "articles", "oldest", "newest", "last 30 days", "last run"):
-        table.add_column(column, justify="right" if column == "articles" else "left", no_wrap=True)
-    for outlet in figures.outlets:
-        run = outlet.last_run
-        table.add_row(
-            outlet.outlet,
-            str(outlet.articles),
-            day_label(outlet.oldest),
-            day_label(outlet.newest),
-            f"{sparkline(list(outlet.per_day.values()))} {outlet.recent}",
-            f"{run.started_at:%Y-%m-%d %H:%M} {run.status}" if run else "never",
-        )
-    # A pipe gets the whole table rather than one cut to 80 columns.
-    console = out if out.is_terminal else Console(width=max(out.width, 120))
-    console.print(table)
-    topics_table = Table(title="topics", title_justify="left")
-    topics_table.add_column("topic")
-    topics_table.add_column("articles", justify="right")
-    for row in figures.topics:
-        note = " (tags out of date: run `crawler topics apply`)" if row.up_to_date is False else ""
-        topics_table.add_row(row.topic + note, str(row.articles))
-    out.print(topics_table)
+    stats(topic, as_json, db, sources)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import functools
 import json
 import re
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -95,18 +95,22 @@ def _row_type(names: tuple[str, ...]) -> Any:
 class Reader:
     """Plain SQL on one open DB-API connection of the archive; `close()` when done."""
 
-    def __init__(self, connection: Any, dialect: str, owner: Any = None) -> None:
+    def __init__(
+        self, connection: Any, dialect: str, closing: Callable[[], None] | None = None
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
-        self._owner = owner  # what to close with it: the connection, or a SQLAlchemy archive
+        self._closing = closing  # what `close()` does: None for a session's connection
 
     @classmethod
-    def of(cls, db: Reader | Any) -> Reader:
-        """A reader of `db`: itself, or the connection of a SQLAlchemy session (its transaction)."""
+    def of(cls, db: Reader | Any, closing: Callable[[], None] | None = None) -> Reader:
+        """A reader of `db`: itself, or the connection of a SQLAlchemy session (its transaction;
+        `closing` is what `close()` does then)."""
         if isinstance(db, Reader):
             return db
+        db.flush()  # what the session holds unwritten, as its own queries would see it
         connection = db.connection()
-        return cls(connection.connection.driver_connection, connection.dialect.name)
+        return cls(connection.connection.driver_connection, connection.dialect.name, closing)
 
     @classmethod
     def connect(cls, url: str) -> Reader:
@@ -120,7 +124,7 @@ class Reader:
 
             connection: Any = sqlite3.connect(path, timeout=SQLITE_BUSY_MS / 1000)
             connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-            reader = cls(connection, "sqlite", connection)
+            reader = cls(connection, "sqlite", connection.close)
         else:
             match = _POSTGRESQL_URL.fullmatch(url)
             if match is None:
@@ -135,7 +139,7 @@ class Reader:
                 connection = psycopg.connect(conninfo, **options)
             except psycopg.Error as exc:
                 raise Unreadable(str(exc)) from None
-            reader = cls(connection, "postgresql", connection)
+            reader = cls(connection, "postgresql", connection.close)
         try:
             revision = reader.stored_revision()
         except Exception:
@@ -147,11 +151,9 @@ class Reader:
         return reader
 
     def close(self) -> None:
-        owner, self._owner = self._owner, None
-        if owner is not None and hasattr(owner, "dispose"):
-            owner.dispose()
-        elif owner is not None:
-            owner.close()
+        closing, self._closing = self._closing, None
+        if closing is not None:
+            closing()
 
     def _prepared(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
         """The statement and its parameters as the driver takes them."""
@@ -163,7 +165,8 @@ class Reader:
                 for each, item in zip(names, value, strict=True):
                     values[each] = self._bound(item)
                 # an empty list matches nothing: (NULL) is never equal to anything
-                expanded[name] = "(" + ", ".join(f":{each}" for each in names) + ")" if names else "(NULL)"
+                listed = ", ".join(f":{each}" for each in names)
+                expanded[name] = f"({listed})" if names else "(NULL)"
             else:
                 values[name] = self._bound(value)
         if expanded:
@@ -219,7 +222,9 @@ class Reader:
         finally:
             cursor.close()
 
-    def stream(self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 1000) -> Iterator[Any]:
+    def stream(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 1000
+    ) -> Iterator[Any]:
         """The rows of a query fetched `batch` at a time (constant memory)."""
         cursor = self._execute(sql, params)
         try:
@@ -244,7 +249,10 @@ class Reader:
         if self.dialect == "sqlite":
             sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
         else:
-            sql = "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = :name AND schemaname = ANY(current_schemas(false))"
+            sql = (
+                "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = :name"
+                " AND schemaname = ANY(current_schemas(false))"
+            )
         return self.first(sql, {"name": name}) is not None
 
     def stored_revision(self) -> str | None:
