@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -21,10 +20,8 @@ from crawler.cli.common import (
     open_archive,
     out,
     parse_when,
-    refuse_archive_as_output,
     require_outlet,
     require_topic,
-    written_atomically,
 )
 
 SINCE_HELP = (
@@ -167,72 +164,6 @@ def export(
     sources: SourcesOption = None,
 ) -> None:
     """Write the archive's articles, one per line (JSONL, CSV) or row (Parquet)."""
-    check_sources(sources)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from sqlalchemy import func, select
+    from crawler.cli.querying import export as export_articles
 
-    from crawler.db.models import Article, Source
-    from crawler.read.export import (
-        ArticleFilter,
-        iter_records,
-        write_csv,
-        write_jsonl,
-        write_parquet,
-    )
-
-    if format not in ("jsonl", "csv", "parquet"):
-        raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
-    if format == "parquet" and output is None:
-        raise fail("--format parquet needs -o FILE")
-    if output is not None:
-        refuse_archive_as_output(output, db)
-    filters = ArticleFilter(
-        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
-    )
-    archive = open_archive(db, read_only=True)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with (
-            archive.sessions() as session,
-            written_atomically(output) if output else contextlib.nullcontext() as partial,
-        ):
-            total = session.scalar(
-                filters.apply(
-                    select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
-                )
-            )
-            records = iter_records(session, filters, as_text=format != "parquet")
-            show = output is not None and err.is_terminal
-            with Progress(
-                TextColumn("exporting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                disable=not show,
-            ) as bar:
-                task = bar.add_task("export", total=total)
-
-                def tick() -> None:
-                    bar.advance(task)
-
-                if format == "parquet":
-                    assert partial is not None
-                    count = write_parquet(records, str(partial), tick)
-                else:
-                    with (
-                        partial.open("w", encoding="utf-8", newline="")
-                        if partial
-                        else contextlib.nullcontext(sys.stdout)
-                    ) as stream:
-                        writer = write_jsonl if format == "jsonl" else write_csv
-                        count = writer(records, stream, tick)
-    except BrokenPipeError:
-        raise  # the reader (`| head`) has stopped reading: the command stops quietly
-    except OSError as exc:
-        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
-    finally:
-        archive.dispose()
-    if output is not None:
-        err.print(f"exported {count} articles to {output}")
+    export_articles(format, output, outlet, since, until, topic, db, sources)

@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from crawler.cli.output import check_sources, err, fail, open_archive, out, sources_file
+from crawler.cli.output import (
+    check_sources,
+    err,
+    fail,
+    open_archive,
+    out,
+    parse_instant,
+    parse_when,
+    sources_file,
+)
 from crawler.config import ConfigError, database_url, load_sources, sources_path
 from crawler.db.reader import Reader, Unreadable
 
@@ -221,3 +231,212 @@ def list_sources(as_json: bool, db: str | None, sources: Path | None) -> None:
             source.base_url,
         )
     out.print(table)
+
+
+def export(
+    format: str,
+    output: Path | None,
+    outlet: list[str] | None,
+    since: str | None,
+    until: str | None,
+    topic: str | None,
+    db: str | None,
+    sources: Path | None,
+) -> None:
+    """`crawler export`."""
+    check_sources(sources)
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crawler.cli.output import refuse_archive_as_output, written_atomically
+    from crawler.read.export import (
+        ArticleFilter,
+        count_articles,
+        iter_records,
+        write_csv,
+        write_jsonl,
+        write_parquet,
+    )
+
+    if format not in ("jsonl", "csv", "parquet"):
+        raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
+    if format == "parquet" and output is None:
+        raise fail("--format parquet needs -o FILE")
+    if output is not None:
+        refuse_archive_as_output(output, db)
+    filters = ArticleFilter(
+        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
+    )
+    reader = open_reader(db)
+    require_outlet(reader, outlet)
+    require_topic(reader, topic)
+    try:
+        with written_atomically(output) if output else contextlib.nullcontext() as partial:
+            total = count_articles(reader, filters)
+            records = iter_records(reader, filters, as_text=format != "parquet")
+            show = output is not None and err.is_terminal
+            with Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                disable=not show,
+            ) as bar:
+                task = bar.add_task("export", total=total)
+
+                def tick() -> None:
+                    bar.advance(task)
+
+                if format == "parquet":
+                    assert partial is not None
+                    count = write_parquet(records, str(partial), tick)
+                else:
+                    with (
+                        partial.open("w", encoding="utf-8", newline="")
+                        if partial
+                        else contextlib.nullcontext(sys.stdout)
+                    ) as stream:
+                        writer = write_jsonl if format == "jsonl" else write_csv
+                        count = writer(records, stream, tick)
+    except BrokenPipeError:
+        raise  # the reader (`| head`) has stopped reading: the command stops quietly
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    finally:
+        reader.close()
+    if output is not None:
+        err.print(f"exported {count} articles to {output}")
+
+
+def _back(value: str) -> datetime | None:
+    """A duration (2d, 12h) as the moment that long ago; None for anything else."""
+    from crawler.config import parse_duration
+
+    try:
+        back = parse_duration(value)
+    except ValueError:
+        return None
+    return datetime.now(UTC) - back
+
+
+def moment(value: str | None, option: str) -> date | datetime | None:
+    """A --since/--until of stories: a duration back from now (2d, 12h), or as every command
+    reads it (a local day, inclusive, or a timestamp)."""
+    if value is None:
+        return None
+    return _back(value) or parse_when(value, option)
+
+
+def instant(value: str, option: str) -> datetime:
+    """--since of changes (when edits were made): a duration back from now, a timestamp, or a
+    day from its start in UTC."""
+    start = _back(value) or parse_instant(value, option)
+    assert start is not None
+    return start
+
+
+def _day(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def stories(
+    since: str | None,
+    until: str | None,
+    topic: str | None,
+    outlet: str | None,
+    min_outlets: int,
+    limit: int,
+    as_json: bool,
+    db: str | None,
+    sources: Path | None,
+) -> None:
+    """`crawler stories` without a subcommand."""
+    check_sources(sources)
+    from rich.text import Text
+
+    from crawler.stories.queries import StoryFilter, list_stories
+
+    filters = StoryFilter(
+        since=moment(since, "--since"),
+        until=moment(until, "--until"),
+        topic=topic,
+        outlet=outlet,
+        min_outlets=min_outlets,
+    )
+    reader = open_reader(db, read_only=False)
+    require_outlet(reader, outlet)
+    require_topic(reader, topic)
+    try:
+        found = list_stories(reader, filters, limit)
+    finally:
+        reader.close()
+    if as_json:
+        sys.stdout.write(json.dumps([s.as_dict() for s in found], ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    if not found:
+        err.print("no story matches", highlight=False)
+        return
+    for story in found:
+        out.print(Text(f"#{story.id} ", style="dim").append(story.label, style="bold"))
+        span = f"{_day(story.first_published_at)} .. {_day(story.last_published_at)} UTC"
+        summary = (
+            f"    {story.article_count} articles, {story.outlet_count} "
+            f"outlet{'s' if story.outlet_count != 1 else ''} "
+            f"({', '.join(story.outlets)}); first: {story.first_reporter}; {span}"
+        )
+        out.print(Text(summary, style="dim"), soft_wrap=True)
+        for article in story.articles:
+            copy = f" (copy of #{article.reprint_of})" if article.reprint_of else ""
+            line = f"    {_day(article.published_at)}  {article.outlet:<16} #{article.id} "
+            out.print(Text(line).append(article.title).append(copy, style="dim"), soft_wrap=True)
+
+
+def changes(
+    since: str,
+    outlet: str | None,
+    topic: str | None,
+    limit: int,
+    as_json: bool,
+    db: str | None,
+    sources: Path | None,
+) -> None:
+    """`crawler changes`."""
+    check_sources(sources)
+    from rich.text import Text
+
+    from crawler.stories.changes import changes_since
+
+    start = instant(since, "--since")
+    reader = open_reader(db, read_only=False)
+    require_outlet(reader, outlet)
+    require_topic(reader, topic)
+    try:
+        edits = changes_since(reader, start, outlet, topic, limit)
+    finally:
+        reader.close()
+    if as_json:
+        sys.stdout.write(json.dumps([e.as_dict() for e in edits], ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    if not edits:
+        err.print(f"no article was edited since {start:%Y-%m-%d %H:%M} UTC", highlight=False)
+        return
+    styles = {"-": "red strike", "+": "green", "=": ""}
+    for edit in edits:
+        head = Text(f"{_day(edit.changed_at)}  {edit.outlet}  #{edit.article_id} ", style="dim")
+        out.print(head.append(edit.title, style="bold"), soft_wrap=True)
+        out.print(
+            Text(f"    v{edit.from_version} -> v{edit.to_version}  {edit.url}", style="dim"),
+            soft_wrap=True,
+        )
+        for change in edit.fields:
+            line = Text(f"    {change.field}: ")
+            for run in change.words:
+                text = run.text
+                if not out.is_terminal and run.op != "=":
+                    text = f"[-{text}-]" if run.op == "-" else f"{{+{text}+}}"
+                line.append(text + " ", style=styles[run.op])
+            out.print(line, soft_wrap=True)
