@@ -14,14 +14,9 @@ from crawler.cli.common import (
     SourcesOption,
     app,
     check_sources,
-    err,
     fail,
-    marked,
     open_archive,
     out,
-    parse_when,
-    require_outlet,
-    require_topic,
 )
 
 SINCE_HELP = (
@@ -94,47 +89,9 @@ def search_command(
     sources: SourcesOption = None,
 ) -> None:
     """Full-text search of titles and bodies: the best hits first, each with a snippet."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import search
 
-    from rich.markup import escape
-    from rich.text import Text
-
-    from crawler.read.export import ArticleFilter
-    from crawler.read.search import SearchError, search
-    from crawler.read.terminal import printable, published_label
-
-    filters = ArticleFilter(
-        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
-    )
-    archive = open_archive(db, read_only=True)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            hits = search(session, query, filters, limit, all_copies=all_copies)
-    except SearchError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
-        sys.stdout.write("\n")
-        return
-    if not hits:
-        err.print(escape(f"no article matches {query!r}"), highlight=False)
-        return
-    style = "bold yellow" if out.is_terminal else None
-    for position, hit in enumerate(hits, 1):
-        title = printable(hit.title, lines=False)
-        out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
-        when = published_label(hit.published_at, hit.published_date, hit.published_precision)
-        where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
-        if hit.copies and not all_copies:
-            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
-        out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
-        snippet = marked(printable(hit.snippet, lines=False), style)
-        out.print(Text("    ").append_text(snippet), soft_wrap=True)
+    search(query, outlet, since, until, topic, limit, as_json, all_copies, db, sources)
 
 
 @app.command("stats")

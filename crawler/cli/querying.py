@@ -271,6 +271,7 @@ def export(
     reader = open_reader(db)
     require_outlet(reader, outlet)
     require_topic(reader, topic)
+    records = None
     try:
         with written_atomically(output) if output else contextlib.nullcontext() as partial:
             total = count_articles(reader, filters)
@@ -305,6 +306,8 @@ def export(
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     finally:
+        if records is not None:
+            records.close()  # its cursor, while the connection is open (a reader that stopped)
         reader.close()
     if output is not None:
         err.print(f"exported {count} articles to {output}")
@@ -440,3 +443,58 @@ def changes(
                     text = f"[-{text}-]" if run.op == "-" else f"{{+{text}+}}"
                 line.append(text + " ", style=styles[run.op])
             out.print(line, soft_wrap=True)
+
+
+def search(
+    query: str,
+    outlet: list[str] | None,
+    since: str | None,
+    until: str | None,
+    topic: str | None,
+    limit: int,
+    as_json: bool,
+    all_copies: bool,
+    db: str | None,
+    sources: Path | None,
+) -> None:
+    """`crawler search`."""
+    check_sources(sources)
+    from rich.markup import escape
+    from rich.text import Text
+
+    from crawler.cli.output import marked
+    from crawler.read.export import ArticleFilter
+    from crawler.read.search import SearchError
+    from crawler.read.search import search as ranked
+    from crawler.read.terminal import printable, published_label
+
+    filters = ArticleFilter(
+        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
+    )
+    reader = open_reader(db)
+    require_outlet(reader, outlet)
+    require_topic(reader, topic)
+    try:
+        hits = ranked(reader, query, filters, limit, all_copies=all_copies)
+    except SearchError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        reader.close()
+    if as_json:
+        sys.stdout.write(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    if not hits:
+        err.print(escape(f"no article matches {query!r}"), highlight=False)
+        return
+    style = "bold yellow" if out.is_terminal else None
+    for position, hit in enumerate(hits, 1):
+        title = printable(hit.title, lines=False)
+        out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
+        when = published_label(hit.published_at, hit.published_date, hit.published_precision)
+        where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
+        if hit.copies and not all_copies:
+            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
+        out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
+        snippet = marked(printable(hit.snippet, lines=False), style)
+        out.print(Text("    ").append_text(snippet), soft_wrap=True)

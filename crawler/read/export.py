@@ -173,13 +173,16 @@ def iter_records(
         params,
         BATCH,
     )
-    for row in rows:
-        record = dict(zip(EXPORT_FIELDS, row, strict=True))
-        record["partial"] = bool(record["partial"])  # SQLite keeps 0 or 1
-        if as_text:
-            for key in ("published_at", "first_seen_at", "last_seen_at", "published_date"):
-                record[key] = _iso(record[key])
-        yield record
+    try:
+        for row in rows:
+            record = dict(zip(EXPORT_FIELDS, row, strict=True))
+            record["partial"] = bool(record["partial"])  # SQLite keeps 0 or 1
+            if as_text:
+                for key in ("published_at", "first_seen_at", "last_seen_at", "published_date"):
+                    record[key] = _iso(record[key])
+            yield record
+    finally:
+        rows.close()  # the cursor, even when the records are not all read
 
 
 def write_jsonl(records: Iterator[dict[str, Any]], out: IO[str], tick: Callable[[], None]) -> int:
