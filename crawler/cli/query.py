@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +12,6 @@ from crawler.cli.common import (
     OutletsOption,
     SourcesOption,
     app,
-    check_sources,
-    fail,
-    open_archive,
-    out,
 )
 
 SINCE_HELP = (
@@ -34,37 +29,9 @@ def show(
     sources: SourcesOption = None,
 ) -> None:
     """One article: its metadata, every version with the changes between them, its snapshots."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import show as show_article
 
-    from crawler.read.show import (
-        MAX_ID,
-        article_history,
-        find_article,
-        is_article_id,
-        print_history,
-    )
-
-    url = ref.strip().lower().startswith(("http://", "https://"))
-    if is_article_id(ref) and int(ref) > MAX_ID:
-        raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
-    if not url and not is_article_id(ref):
-        raise fail(f"{ref!r} is neither an article id nor a URL")
-    archive = open_archive(db, read_only=True)
-    try:
-        with archive.sessions() as session:
-            article = find_article(session, ref)
-            history = article_history(session, article) if article is not None else None
-    finally:
-        archive.dispose()
-    if history is None:
-        if is_article_id(ref):
-            raise fail(f"no article with id {ref.strip()}", 1)
-        raise fail(f"no article with URL {ref.strip()!r}", 1)
-    if as_json:
-        sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
-    else:
-        print_history(out, history)
+    show_article(ref, as_json, db, sources)
 
 
 @app.command("search")

@@ -498,3 +498,31 @@ def search(
         out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
         snippet = marked(printable(hit.snippet, lines=False), style)
         out.print(Text("    ").append_text(snippet), soft_wrap=True)
+
+
+def show(ref: str, as_json: bool, db: str | None, sources: Path | None) -> None:
+    """`crawler show`."""
+    check_sources(sources)
+    from crawler.read.show import MAX_ID, article_history, find_article_id, is_article_id
+
+    url = ref.strip().lower().startswith(("http://", "https://"))
+    if is_article_id(ref) and int(ref) > MAX_ID:
+        raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
+    if not url and not is_article_id(ref):
+        raise fail(f"{ref!r} is neither an article id nor a URL")
+    reader = open_reader(db)
+    try:
+        found = find_article_id(reader, ref)
+        history = article_history(reader, found) if found is not None else None
+    finally:
+        reader.close()
+    if history is None:
+        if is_article_id(ref):
+            raise fail(f"no article with id {ref.strip()}", 1)
+        raise fail(f"no article with URL {ref.strip()!r}", 1)
+    if as_json:
+        sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
+    else:
+        from crawler.read.show import print_history
+
+        print_history(out, history)

@@ -16,11 +16,10 @@ import functools
 import json
 import re
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # How long a SQLite statement waits for another connection's write lock (as crawler/db/session).
@@ -89,7 +88,7 @@ def stored_json(value: Any) -> Any:
 
 @functools.cache
 def _row_type(names: tuple[str, ...]) -> Any:
-    return namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return namedtuple("Row", names, rename=True)
 
 
 class Reader:
@@ -131,12 +130,8 @@ class Reader:
                 raise Unreadable(f"not a URL read the short way: {url}")
             import psycopg
 
-            conninfo, options = f"postgresql://{match.group('rest')}", {}
-            if "?" in conninfo:  # libpq takes the query's options but SQLAlchemy's own
-                conninfo, query = conninfo.split("?", 1)
-                options = {k: unquote(v) for k, v in parse_qsl(query) if k != "client_encoding"}
-            try:
-                connection = psycopg.connect(conninfo, **options)
+            try:  # libpq reads the URL, its query's options included
+                connection = psycopg.connect(f"postgresql://{match.group('rest')}")
             except psycopg.Error as exc:
                 raise Unreadable(str(exc)) from None
             reader = cls(connection, "postgresql", connection.close)
@@ -224,7 +219,7 @@ class Reader:
 
     def stream(
         self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 1000
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """The rows of a query fetched `batch` at a time (constant memory)."""
         cursor = self._execute(sql, params)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any
@@ -160,7 +160,7 @@ def count_articles(db: Any, filters: ArticleFilter) -> int:
 
 def iter_records(
     db: Any, filters: ArticleFilter, *, as_text: bool = True
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Every matching article as a plain dict, fetched in batches (constant memory); dates as
     ISO 8601 text when `as_text`, else as date and datetime values. `db`: a Reader or a
     SQLAlchemy session."""

@@ -183,7 +183,16 @@ def _linked(reader: Reader, condition: str, params: dict[str, Any]) -> list[Link
     rows = reader.rows(_LINKED.format(condition=condition), params)
     return [
         LinkedArticle(
-            *row[:8], published_date=row.published_date, published_precision=row.published_precision
+            id=row.id,
+            url=row.url,
+            outlet=row.name,
+            title=row.title,
+            published_at=row.published_at,
+            reprint_of=row.reprint_of,
+            similarity=row.similarity,
+            story_id=row.story_id,
+            published_date=row.published_date,
+            published_precision=row.published_precision,
         )
         for row in rows
     ]

@@ -276,10 +276,9 @@ def article_topics(session: Session, article_id: int) -> list[str]:
 def article_record(session: Session, article_id: int) -> dict[str, Any]:
     """The article as `crawler show --json` gives it, with its topics and local date; 404 when
     there is none."""
-    article = session.get(Article, article_id)
-    if article is None:
+    history = article_history(session, article_id)
+    if history is None:
         raise WebError(404, f"no article with id {article_id}")
-    history = article_history(session, article)
     history["topics"] = article_topics(session, article_id)
     history["published"] = local_published(
         history["published_at"],
