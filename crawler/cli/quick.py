@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+_NUMBER = re.compile(r"[1-9][0-9]*")  # every number option's least value is 1
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,12 @@ def parse(command: Command, args: Sequence[str]) -> dict[str, Any] | None:
 def _value(option: Option, text: str) -> Any:
     """An option's value, or None where typer refuses it (or reads it in a way of its own)."""
     if option.kind == "path":
-        return Path(text) if text else None
+        return Path(text)
     if option.kind != "int":
         return text
-    try:
-        number = int(text)
-    except ValueError:
-        return None
+    if not _NUMBER.fullmatch(text):
+        return None  # "+5", " 5", "5_000", "٥", ...: typer's to read (or refuse)
+    number = int(text)
     too_low = option.low is not None and number < option.low
     if too_low or (option.high is not None and number > option.high):
         return None
