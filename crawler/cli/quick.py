@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 _NUMBER = re.compile(r"[1-9][0-9]*")  # every number option's least value is 1
 
 
