@@ -29,6 +29,38 @@ from crawler.config import ConfigError
 if TYPE_CHECKING:
     from rich.table import Table
 
+# The typer application and what its commands share; the consoles and the checks that need no
+# typer live in crawler/cli/output.py and are imported from here too.
+__all__ = [
+    "OUTCOME_LABELS",
+    "SQLITE_SIDE_FILES",
+    "DbOption",
+    "OutletsOption",
+    "SourcesOption",
+    "TopicsOption",
+    "app",
+    "check_sources",
+    "check_topics",
+    "counts_table",
+    "err",
+    "fail",
+    "marked",
+    "one_line",
+    "open_archive",
+    "out",
+    "parse_instant",
+    "parse_when",
+    "progress_bar",
+    "refuse_archive_as_output",
+    "require_known",
+    "require_outlet",
+    "require_topic",
+    "shown_url",
+    "sources_file",
+    "sqlite_file",
+    "written_atomically",
+]
+
 app = typer.Typer(
     help="Archive news outlets: crawl them, keep every version, query the archive.",
     no_args_is_help=True,
@@ -114,20 +146,18 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
     return table
 
 
-def require_known(archive: Any, kind: str, column: Any, value: str | list[str] | None) -> None:
+def require_known(archive: Any, kind: str, table: str, value: str | list[str] | None) -> None:
     """Fail naming `value` (or the first of several) when the archive holds no such outlet
-    or topic."""
-    if not value:
-        return
-    from sqlalchemy import select
+    or topic (`table`: sources or topics), as the query commands check it."""
+    from crawler.cli.querying import require_known as check
+    from crawler.db.reader import Reader
 
     with archive.sessions() as session:
-        names = list(session.scalars(select(column).order_by(column)))
-    for wanted in [value] if isinstance(value, str) else value:
-        if wanted not in names:
+        try:
+            check(Reader.of(session), kind, table, value)
+        except SystemExit:
             archive.dispose()
-            known = ", ".join(names) or "none"
-            raise fail(f"no {kind} {wanted!r} in the archive ({kind}s: {known})")
+            raise
 
 
 OutletsOption = Annotated[
@@ -137,9 +167,7 @@ OutletsOption = Annotated[
 
 
 def require_outlet(archive: Any, outlet: str | list[str] | None) -> None:
-    from crawler.db.models import Source
-
-    require_known(archive, "outlet", Source.name, outlet)
+    require_known(archive, "outlet", "sources", outlet)
 
 
 TopicsOption = Annotated[
@@ -164,26 +192,4 @@ def check_topics() -> None:
 
 
 def require_topic(archive: Any, topic: str | None) -> None:
-    from crawler.db.models import Topic
-
-    require_known(archive, "topic", Topic.name, topic)
-
-
-__all__ = [
-    "SQLITE_SIDE_FILES",
-    "app",
-    "check_sources",
-    "err",
-    "fail",
-    "marked",
-    "one_line",
-    "open_archive",
-    "out",
-    "parse_instant",
-    "parse_when",
-    "refuse_archive_as_output",
-    "shown_url",
-    "sources_file",
-    "sqlite_file",
-    "written_atomically",
-]
+    require_known(archive, "topic", "topics", topic)

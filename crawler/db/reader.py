@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-# How long a SQLite statement waits for another connection's write lock (as crawler/db/session).
+# How long a SQLite statement waits for another connection's write lock.
 SQLITE_BUSY_MS = 30_000
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
