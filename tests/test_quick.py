@@ -113,3 +113,23 @@ def test_typer_answers_help_and_usage_errors_of_a_query_command(tmp_path: Path):
     unknown = run("stats", "--tpoic", "x", env=env)
     assert unknown.returncode == 2
     assert "No such option" in unknown.stderr
+
+
+def test_an_archive_at_an_older_schema_is_left_to_sqlalchemy_which_migrates_it(tmp_path: Path):
+    from crawler.db.reader import Reader, schema_head
+    from crawler.db.session import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0008")
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env["CRAWLER_DATABASE_URL"] = url
+    result = run("stats", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert '"outlets": []' in result.stdout
+    reader = Reader.connect(url)  # at the head now: the short way reads it
+    try:
+        assert reader.stored_revision() == schema_head()
+    finally:
+        reader.close()

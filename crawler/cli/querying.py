@@ -11,6 +11,7 @@ migrate, or an archive that fails and whose error SQLAlchemy words.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from crawler.cli.output import (
     sources_file,
 )
 from crawler.config import ConfigError, database_url, load_sources, sources_path
-from crawler.db.reader import Reader, Unreadable
+from crawler.db.reader import Reader, Unreadable, sqlite_path
 
 
 def open_reader(db: str | None, *, read_only: bool = True) -> Reader:
@@ -35,8 +36,12 @@ def open_reader(db: str | None, *, read_only: bool = True) -> Reader:
     migrates it, or says in one line why it cannot be used) when the short way cannot open it.
 
     A command that writes (not `read_only`) also needs an archive it can write to."""
+    url = database_url(db)
+    path = sqlite_path(url)
+    if not read_only and path is not None and not _writable(path):
+        return _archive_reader(db, read_only)  # which says why, as every command does
     try:
-        reader = Reader.connect(database_url(db))
+        reader = Reader.connect(url)
     except Unreadable:
         return _archive_reader(db, read_only)
     if not read_only:
@@ -48,6 +53,11 @@ def open_reader(db: str | None, *, read_only: bool = True) -> Reader:
             reader.close()
             return _archive_reader(db, read_only)  # which says why, as every command does
     return reader
+
+
+def _writable(path: Path) -> bool:
+    """Whether a SQLite archive's file and its folder (its journal's) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _archive_reader(db: str | None, read_only: bool) -> Reader:

@@ -60,8 +60,8 @@ def sqlite_path(url: str) -> Path | None:
     match = _SQLITE_URL.fullmatch(url)
     if match is None or not match.group("database") or match.group("database") == ":memory:":
         return None
-    if match.group("query"):
-        return None  # options (uri=true, ...): SQLAlchemy reads them
+    if match.group("query") or "%" in match.group("database"):
+        return None  # options (uri=true, ...) or escapes: SQLAlchemy reads them
     return Path(match.group("database"))
 
 
