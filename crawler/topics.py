@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
-
-from sqlalchemy import Table, delete, insert, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, cast
 
 from crawler.config import ConfigError, topics_path
-from crawler.db.models import Article, ArticleTopic, Topic, utcnow
-from crawler.items import ArticleItem
+
+if TYPE_CHECKING:  # reading the topics file (`crawler stats`) imports no SQLAlchemy
+    from sqlalchemy.orm import Session
+
+    from crawler.items import ArticleItem
 
 _NAME = re.compile(r"^\w[\w.-]*$")
 _KNOWN_KEYS = {"description", "all", "any"}
@@ -211,6 +211,10 @@ def load_topics(path: str | Path | None = None) -> Topics:
 
 def ensure_topics(session: Session, names: Iterable[str]) -> dict[str, int]:
     """The ids of the named topics' rows, creating the missing ones (safe against a race)."""
+    from sqlalchemy import insert, select
+
+    from crawler.db.models import Topic
+
     wanted = sorted(set(names))
     if not wanted:
         return {}
@@ -244,6 +248,10 @@ def tag_article(
 
     `current` is the article's present tags when the caller already knows them.
     """
+    from sqlalchemy import Table, delete, insert, select
+
+    from crawler.db.models import ArticleTopic
+
     want = {topic_ids[name] for name in matched if name in topic_ids}
     if current is None:
         current = set(
@@ -295,6 +303,10 @@ def apply_topics(
 
     Topics no longer in the file are removed with their tags. `sessions` is a session factory.
     """
+    from sqlalchemy import delete, select
+
+    from crawler.db.models import Article, ArticleTopic, Topic, utcnow
+
     report = ApplyReport(topics={name: TopicCounts() for name in topics.topics})
     with sessions() as session, session.begin():
         gone = session.execute(
@@ -350,6 +362,10 @@ def apply_topics(
 
 def stale_topics(session: Session, topics: Topics) -> list[str]:
     """Topics of the file the archive was not (fully) tagged with in their present form."""
+    from sqlalchemy import select
+
+    from crawler.db.models import Topic
+
     applied = {name: fp for name, fp in session.execute(select(Topic.name, Topic.fingerprint))}
     return sorted(
         name for name, topic in topics.topics.items() if applied.get(name) != topic.fingerprint
@@ -368,6 +384,10 @@ class TopicTagger:
 
         On an archive without articles the tags are complete for the topics as they are now
         (and stay so, articles being tagged as they are stored): their fingerprints say so."""
+        from sqlalchemy import select
+
+        from crawler.db.models import Article, Topic, utcnow
+
         self.topic_ids = ensure_topics(session, self.topics.topics)
         if session.scalar(select(Article.id).limit(1)) is None:
             for topic in session.scalars(select(Topic).where(Topic.name.in_(self.topics.topics))):

@@ -1,14 +1,14 @@
 """The `crawler` command: crawl, export, inspect and operate the archive.
 
 One module a command group; importing it registers its commands on `app`. `main()` imports
-only the module of the command it runs, so that a query does not pay for the crawl's imports.
+only the module of the command it runs, so that a query does not pay for the crawl's imports;
+a query command's well-formed call does not even import typer (crawler/cli/quick.py).
 """
 
 import os
 import sys
 from collections.abc import Sequence
-
-from crawler.cli.common import app, err
+from typing import Any
 
 __all__ = ["COMMAND_MODULES", "app", "main", "register_commands"]
 
@@ -50,11 +50,28 @@ def main() -> None:
     undecodable = next((arg for arg in sys.argv[1:] if not _is_utf8(arg)), None)
     if undecodable is not None:
         # the shell passed bytes that are no text: refused before any command reads them
+        from crawler.cli.output import err
+
         raw = os.fsencode(undecodable)
         err.print(f"error: argument {raw!r} is not valid UTF-8 text", highlight=False)
         raise SystemExit(2)
+    from crawler.cli import quick
+
+    if quick.run(sys.argv[1:]):
+        return
     register_commands(sys.argv[1:])
+    from crawler.cli.common import app
+
     app()
+
+
+def __getattr__(name: str) -> Any:
+    """`crawler.cli.app`, the typer application, imported when first asked for."""
+    if name == "app":
+        from crawler.cli.common import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_utf8(arg: str) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,19 +12,7 @@ from crawler.cli.common import (
     OutletsOption,
     SourcesOption,
     app,
-    check_sources,
-    err,
-    fail,
-    marked,
-    open_archive,
-    out,
-    parse_when,
-    refuse_archive_as_output,
-    require_outlet,
-    require_topic,
-    written_atomically,
 )
-from crawler.config import ConfigError
 
 SINCE_HELP = (
     "Published on or after: a day (2024-12-12, the publication's own date) or a time "
@@ -43,37 +29,9 @@ def show(
     sources: SourcesOption = None,
 ) -> None:
     """One article: its metadata, every version with the changes between them, its snapshots."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import show as show_article
 
-    from crawler.read.show import (
-        MAX_ID,
-        article_history,
-        find_article,
-        is_article_id,
-        print_history,
-    )
-
-    url = ref.strip().lower().startswith(("http://", "https://"))
-    if is_article_id(ref) and int(ref) > MAX_ID:
-        raise fail(f"no article has id {ref.strip()}: ids go up to {MAX_ID}")
-    if not url and not is_article_id(ref):
-        raise fail(f"{ref!r} is neither an article id nor a URL")
-    archive = open_archive(db, read_only=True)
-    try:
-        with archive.sessions() as session:
-            article = find_article(session, ref)
-            history = article_history(session, article) if article is not None else None
-    finally:
-        archive.dispose()
-    if history is None:
-        if is_article_id(ref):
-            raise fail(f"no article with id {ref.strip()}", 1)
-        raise fail(f"no article with URL {ref.strip()!r}", 1)
-    if as_json:
-        sys.stdout.write(json.dumps(history, ensure_ascii=False, indent=2) + "\n")
-    else:
-        print_history(out, history)
+    show_article(ref, as_json, db, sources)
 
 
 @app.command("search")
@@ -98,47 +56,9 @@ def search_command(
     sources: SourcesOption = None,
 ) -> None:
     """Full-text search of titles and bodies: the best hits first, each with a snippet."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import search
 
-    from rich.markup import escape
-    from rich.text import Text
-
-    from crawler.read.export import ArticleFilter
-    from crawler.read.search import SearchError, search
-    from crawler.read.terminal import printable, published_label
-
-    filters = ArticleFilter(
-        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
-    )
-    archive = open_archive(db, read_only=True)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            hits = search(session, query, filters, limit, all_copies=all_copies)
-    except SearchError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
-        sys.stdout.write("\n")
-        return
-    if not hits:
-        err.print(escape(f"no article matches {query!r}"), highlight=False)
-        return
-    style = "bold yellow" if out.is_terminal else None
-    for position, hit in enumerate(hits, 1):
-        title = printable(hit.title, lines=False)
-        out.print(Text(f"{position:>2}. ").append(title, style="bold"), soft_wrap=True)
-        when = published_label(hit.published_at, hit.published_date, hit.published_precision)
-        where = f"{hit.outlet} · {when} · #{hit.id} · {hit.url}"
-        if hit.copies and not all_copies:
-            where += f" · +{hit.copies} {'copy' if hit.copies == 1 else 'copies'}"
-        out.print(Text("    " + printable(where, lines=False), style="dim"), soft_wrap=True)
-        snippet = marked(printable(hit.snippet, lines=False), style)
-        out.print(Text("    ").append_text(snippet), soft_wrap=True)
+    search(query, outlet, since, until, topic, limit, as_json, all_copies, db, sources)
 
 
 @app.command("stats")
@@ -149,56 +69,9 @@ def stats_command(
     sources: SourcesOption = None,
 ) -> None:
     """Per outlet: articles, oldest and newest, articles per day (30 days), last run; per topic."""
-    check_sources(sources)
-    import json
+    from crawler.cli.querying import stats
 
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from crawler.read.stats import collect_stats, day_label, sparkline
-    from crawler.topics import load_topics
-
-    try:
-        fingerprints = {n: t.fingerprint for n, t in load_topics().topics.items()}
-    except ConfigError as exc:
-        err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
-        fingerprints = None
-    archive = open_archive(db, read_only=True)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            figures = collect_stats(session, topic=topic, fingerprints=fingerprints)
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2) + "\n")
-        return
-    days = f"articles per day {figures.days[0]} .. {figures.days[-1]}"
-    title = f"outlets{f' (topic {topic})' if topic else ''}; {days}"
-    table = Table(title=title, title_justify="left")
-    for column in ("outlet", "articles", "oldest", "newest", "last 30 days", "last run"):
-        table.add_column(column, justify="right" if column == "articles" else "left", no_wrap=True)
-    for outlet in figures.outlets:
-        run = outlet.last_run
-        table.add_row(
-            outlet.outlet,
-            str(outlet.articles),
-            day_label(outlet.oldest),
-            day_label(outlet.newest),
-            f"{sparkline(list(outlet.per_day.values()))} {outlet.recent}",
-            f"{run.started_at:%Y-%m-%d %H:%M} {run.status}" if run else "never",
-        )
-    # A pipe gets the whole table rather than one cut to 80 columns.
-    console = out if out.is_terminal else Console(width=max(out.width, 120))
-    console.print(table)
-    topics_table = Table(title="topics", title_justify="left")
-    topics_table.add_column("topic")
-    topics_table.add_column("articles", justify="right")
-    for row in figures.topics:
-        note = " (tags out of date: run `crawler topics apply`)" if row.up_to_date is False else ""
-        topics_table.add_row(row.topic + note, str(row.articles))
-    out.print(topics_table)
+    stats(topic, as_json, db, sources)
 
 
 @app.command()
@@ -215,72 +88,6 @@ def export(
     sources: SourcesOption = None,
 ) -> None:
     """Write the archive's articles, one per line (JSONL, CSV) or row (Parquet)."""
-    check_sources(sources)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from sqlalchemy import func, select
+    from crawler.cli.querying import export as export_articles
 
-    from crawler.db.models import Article, Source
-    from crawler.read.export import (
-        ArticleFilter,
-        iter_records,
-        write_csv,
-        write_jsonl,
-        write_parquet,
-    )
-
-    if format not in ("jsonl", "csv", "parquet"):
-        raise fail(f"--format {format!r}: choose jsonl, csv or parquet")
-    if format == "parquet" and output is None:
-        raise fail("--format parquet needs -o FILE")
-    if output is not None:
-        refuse_archive_as_output(output, db)
-    filters = ArticleFilter(
-        outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
-    )
-    archive = open_archive(db, read_only=True)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with (
-            archive.sessions() as session,
-            written_atomically(output) if output else contextlib.nullcontext() as partial,
-        ):
-            total = session.scalar(
-                filters.apply(
-                    select(func.count(Article.id)).join(Source, Source.id == Article.source_id)
-                )
-            )
-            records = iter_records(session, filters, as_text=format != "parquet")
-            show = output is not None and err.is_terminal
-            with Progress(
-                TextColumn("exporting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                disable=not show,
-            ) as bar:
-                task = bar.add_task("export", total=total)
-
-                def tick() -> None:
-                    bar.advance(task)
-
-                if format == "parquet":
-                    assert partial is not None
-                    count = write_parquet(records, str(partial), tick)
-                else:
-                    with (
-                        partial.open("w", encoding="utf-8", newline="")
-                        if partial
-                        else contextlib.nullcontext(sys.stdout)
-                    ) as stream:
-                        writer = write_jsonl if format == "jsonl" else write_csv
-                        count = writer(records, stream, tick)
-    except BrokenPipeError:
-        raise  # the reader (`| head`) has stopped reading: the command stops quietly
-    except OSError as exc:
-        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
-    finally:
-        archive.dispose()
-    if output is not None:
-        err.print(f"exported {count} articles to {output}")
+    export_articles(format, output, outlet, since, until, topic, db, sources)

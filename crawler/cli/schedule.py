@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from crawler.cli.common import (
     DbOption,
@@ -18,7 +17,7 @@ from crawler.cli.common import (
     out,
     sources_file,
 )
-from crawler.config import ConfigError, database_url, load_sources, sources_path
+from crawler.config import ConfigError, database_url
 
 
 def _duration_option(value: str, option: str, *, zero: bool = False) -> timedelta:
@@ -152,51 +151,9 @@ def runs(
     sources: SourcesOption = None,
 ) -> None:
     """Recent crawl runs: status, duration, pages, new and updated articles, errors."""
-    import json
+    from crawler.cli.querying import runs as run_list
 
-    from crawler.scheduler.display import format_duration, format_time
-    from crawler.scheduler.health import known_source_names, recent_runs
-
-    archive = open_archive(db, read_only=True)
-    try:
-        with archive.sessions() as session:
-            records = recent_runs(session, source, limit)
-            known = known_source_names(session)
-    finally:
-        archive.dispose()
-    if source is not None and not records and source not in known:
-        try:
-            configured = set(load_sources(sources_path(sources)).sources)
-        except ConfigError:
-            configured = set()
-        if source not in configured:
-            names = ", ".join(sorted(known | configured)) or "none"
-            raise fail(f"no source named {source!r} (sources: {names})")
-    if as_json:
-        sys.stdout.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
-        return
-    table = Table(title="crawl runs, newest first")
-    for column in ("run", "source", "trigger", "started", "took", "status"):
-        table.add_column(column)
-    for column in ("pages", "new", "updated", "errors"):
-        table.add_column(column, justify="right")
-    table.add_column("walk")
-    for record in records:
-        took = record["duration_seconds"]
-        table.add_row(
-            str(record["id"]),
-            record["source"],
-            record["trigger"],
-            format_time(datetime.fromisoformat(record["started_at"])),
-            format_duration(timedelta(seconds=took)) if took is not None else "-",
-            record["status"],
-            str(record["pages"]),
-            str(record["articles_new"]),
-            str(record["articles_updated"]),
-            str(record["errors"]),
-            record["walk"] or "-",
-        )
-    out.print(table)
+    run_list(source, limit, as_json, db, sources)
 
 
 @app.command()

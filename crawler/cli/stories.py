@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from crawler.cli.common import (
     DbOption,
@@ -18,50 +14,14 @@ from crawler.cli.common import (
     err,
     open_archive,
     out,
-    parse_instant,
-    parse_when,
     progress_bar,
-    require_outlet,
-    require_topic,
 )
-from crawler.config import parse_duration
 
 stories_app = typer.Typer(
     help="Stories: articles of one or more outlets about the same event.",
     invoke_without_command=True,
 )
 app.add_typer(stories_app, name="stories")
-
-
-def _back(value: str) -> datetime | None:
-    """A duration (2d, 12h) as the moment that long ago; None for anything else."""
-    try:
-        back = parse_duration(value)
-    except ValueError:
-        return None
-    from crawler.db.models import utcnow
-
-    return utcnow() - back
-
-
-def moment(value: str | None, option: str) -> date | datetime | None:
-    """A --since/--until of stories: a duration back from now (2d, 12h), or as every command
-    reads it (a local day, inclusive, or a timestamp)."""
-    if value is None:
-        return None
-    return _back(value) or parse_when(value, option)
-
-
-def instant(value: str, option: str) -> datetime:
-    """--since of changes (when edits were made): a duration back from now, a timestamp, or a
-    day from its start in UTC."""
-    start = _back(value) or parse_instant(value, option)
-    assert start is not None
-    return start
-
-
-def _day(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 @stories_app.callback()
@@ -89,44 +49,9 @@ def stories(
     """Stories of two articles or more, newest first: outlets, articles, first reporter, span."""
     if ctx.invoked_subcommand is not None:
         return
-    check_sources(sources)
-    from crawler.stories.queries import StoryFilter, list_stories
+    from crawler.cli.querying import stories as listed
 
-    filters = StoryFilter(
-        since=moment(since, "--since"),
-        until=moment(until, "--until"),
-        topic=topic,
-        outlet=outlet,
-        min_outlets=min_outlets,
-    )
-    archive = open_archive(db)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            found = list_stories(session, filters, limit)
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps([s.as_dict() for s in found], ensure_ascii=False, indent=2))
-        sys.stdout.write("\n")
-        return
-    if not found:
-        err.print("no story matches", highlight=False)
-        return
-    for story in found:
-        out.print(Text(f"#{story.id} ", style="dim").append(story.label, style="bold"))
-        span = f"{_day(story.first_published_at)} .. {_day(story.last_published_at)} UTC"
-        summary = (
-            f"    {story.article_count} articles, {story.outlet_count} "
-            f"outlet{'s' if story.outlet_count != 1 else ''} "
-            f"({', '.join(story.outlets)}); first: {story.first_reporter}; {span}"
-        )
-        out.print(Text(summary, style="dim"), soft_wrap=True)
-        for article in story.articles:
-            copy = f" (copy of #{article.reprint_of})" if article.reprint_of else ""
-            line = f"    {_day(article.published_at)}  {article.outlet:<16} #{article.id} "
-            out.print(Text(line).append(article.title).append(copy, style="dim"), soft_wrap=True)
+    listed(since, until, topic, outlet, min_outlets, limit, as_json, db, sources)
 
 
 @stories_app.command("rebuild")
@@ -172,38 +97,6 @@ def changes(
     sources: SourcesOption = None,
 ) -> None:
     """Every article edited since then, across outlets, with a word diff; newest first."""
-    check_sources(sources)
-    from crawler.stories.changes import changes_since
+    from crawler.cli.querying import changes as edits
 
-    start = instant(since, "--since")
-    archive = open_archive(db)
-    require_outlet(archive, outlet)
-    require_topic(archive, topic)
-    try:
-        with archive.sessions() as session:
-            edits = changes_since(session, start, outlet, topic, limit)
-    finally:
-        archive.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps([e.as_dict() for e in edits], ensure_ascii=False, indent=2))
-        sys.stdout.write("\n")
-        return
-    if not edits:
-        err.print(f"no article was edited since {start:%Y-%m-%d %H:%M} UTC", highlight=False)
-        return
-    styles = {"-": "red strike", "+": "green", "=": ""}
-    for edit in edits:
-        head = Text(f"{_day(edit.changed_at)}  {edit.outlet}  #{edit.article_id} ", style="dim")
-        out.print(head.append(edit.title, style="bold"), soft_wrap=True)
-        out.print(
-            Text(f"    v{edit.from_version} -> v{edit.to_version}  {edit.url}", style="dim"),
-            soft_wrap=True,
-        )
-        for change in edit.fields:
-            line = Text(f"    {change.field}: ")
-            for run in change.words:
-                text = run.text
-                if not out.is_terminal and run.op != "=":
-                    text = f"[-{text}-]" if run.op == "-" else f"{{+{text}+}}"
-                line.append(text + " ", style=styles[run.op])
-            out.print(line, soft_wrap=True)
+    edits(since, outlet, topic, limit, as_json, db, sources)

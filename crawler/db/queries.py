@@ -13,7 +13,6 @@ from typing import Any, cast
 from sqlalchemy import (
     Table,
     bindparam,
-    func,
     insert,
     literal_column,
     or_,
@@ -27,10 +26,8 @@ from crawler.db.models import (
     Article,
     ArticleUrl,
     ArticleVersion,
-    CrawlRun,
     Payload,
     Snapshot,
-    Source,
     SourceWalk,
     utcnow,
 )
@@ -523,16 +520,3 @@ def save_walk(
     row.pages = pages
     row.run_id = run_id
     row.updated_at = utcnow()
-
-
-def newest_runs(session: Session) -> dict[int, CrawlRun]:
-    """The newest crawl run of every source that has one, by source id."""
-    newest = select(func.max(CrawlRun.id)).group_by(CrawlRun.source_id)
-    runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(newest)))
-    return {run.source_id: run for run in runs}
-
-
-def last_runs(session: Session) -> dict[str, CrawlRun]:
-    """The newest crawl run of every source that has one, by source name."""
-    names = {row.id: row.name for row in session.execute(select(Source.id, Source.name))}
-    return {names[source_id]: run for source_id, run in newest_runs(session).items()}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +13,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.config import ConfigError
+from crawler.db.reader import MIGRATIONS_DIR, SQLITE_BUSY_MS, schema_head
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-# How long a SQLite statement waits for another connection's write lock.
-SQLITE_BUSY_MS = 30_000
+__all__ = ["MIGRATIONS_DIR", "SQLITE_BUSY_MS", "Archive", "make_engine", "schema_head", "upgrade"]
 # How long an upgrade waits for another process's upgrade (a large archive's can take minutes).
 MIGRATION_WAIT_MS = 30 * 60_000
 # The PostgreSQL advisory lock key of migrations: "crawler" in ASCII.
@@ -197,29 +194,6 @@ def head_revision(engine: Engine) -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-
-
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=]*=\s*(?:\"(\w+)\"|None)", re.M)
-
-
-@functools.cache
-def schema_head() -> str | None:
-    """The head revision read from the migration files' `revision` / `down_revision` lines,
-    without importing Alembic and every migration (a quarter of a query command's start-up);
-    None when the history is not one plain chain, where Alembic must be asked."""
-    revisions: set[str | None] = set()
-    parents: set[str | None] = set()
-    for path in MIGRATIONS_DIR.joinpath("versions").glob("*.py"):
-        text = path.read_text("utf-8")
-        found: dict[str, str | None] = {
-            m.group(1): m.group(2) for m in _REVISION_LINE.finditer(text)
-        }
-        if "revision" not in found or "down_revision" not in found:
-            return None
-        revisions.add(found["revision"])
-        parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def stored_revision(engine: Engine) -> str | None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from crawler.db.models import Article, ArticleSignature, ArticleTopic, Snapshot, Source, Topic
+from crawler.db.reader import Reader
 
 EXPORT_FIELDS = (
     "id",
@@ -71,79 +68,121 @@ class ArticleFilter:
     topic: str | None = None
     story: int | None = None  # articles of this story (crawler/stories)
 
-    def apply(self, statement: Any) -> Any:
-        """The statement narrowed to matching articles (Source must be joined)."""
+    def conditions(self) -> tuple[list[str], dict[str, Any]]:
+        """The SQL conditions of matching articles (on `articles` joined with `sources`) and
+        their parameters."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
         if self.story is not None:
-            members = select(ArticleSignature.article_id).where(
-                ArticleSignature.story_id == self.story
+            where.append(
+                "articles.id IN (SELECT article_id FROM article_signatures"
+                " WHERE story_id = :filter_story)"
             )
-            statement = statement.where(Article.id.in_(members))
+            params["filter_story"] = self.story
         if self.outlet:
-            statement = statement.where(Source.name.in_(outlet_names(self.outlet)))
+            where.append("sources.name IN :filter_outlets")
+            params["filter_outlets"] = outlet_names(self.outlet)
         if self.topic:
-            tagged = (
-                select(ArticleTopic.article_id)
-                .join(Topic, Topic.id == ArticleTopic.topic_id)
-                .where(Topic.name == self.topic)
+            where.append(
+                "articles.id IN (SELECT article_topics.article_id FROM article_topics"
+                " JOIN topics ON topics.id = article_topics.topic_id"
+                " WHERE topics.name = :filter_topic)"
             )
-            statement = statement.where(Article.id.in_(tagged))
-        if isinstance(self.since, datetime):
-            statement = statement.where(Article.published_at >= self.since)
-        elif self.since is not None:
-            statement = statement.where(Article.published_date >= self.since)
-        if isinstance(self.until, datetime):
-            statement = statement.where(Article.published_at <= self.until)
-        elif self.until is not None:
-            statement = statement.where(Article.published_date <= self.until)
-        return statement
+            params["filter_topic"] = self.topic
+        for bound, operator in ((self.since, ">="), (self.until, "<=")):
+            if bound is None:
+                continue
+            name = f"filter_{'since' if operator == '>=' else 'until'}"
+            # an instant bounds the publication time; a day the publication's own day
+            column = "published_at" if isinstance(bound, datetime) else "published_date"
+            where.append(f"articles.{column} {operator} :{name}")
+            params[name] = bound
+        return where, params
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        """`conditions()` as one clause to follow WHERE or AND ("1 = 1" when there is none)."""
+        where, params = self.conditions()
+        return " AND ".join(where) or "1 = 1", params
+
+    def apply(self, statement: Any) -> Any:
+        """A SQLAlchemy statement (Source joined) narrowed to matching articles: the same SQL,
+        for the queries written with SQLAlchemy (crawler/read/warc.py, the web pages)."""
+        where, params = self.conditions()
+        if not where:
+            return statement
+        from sqlalchemy import Date, bindparam, text
+
+        from crawler.db.models import UTCDateTime
+
+        binds = [
+            bindparam(
+                name,
+                value,
+                expanding=isinstance(value, tuple),
+                type_=UTCDateTime()
+                if isinstance(value, datetime)
+                else Date()
+                if isinstance(value, date)
+                else None,
+            )
+            for name, value in params.items()
+        ]
+        return statement.where(text(" AND ".join(where)).bindparams(*binds))
 
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def iter_records(
-    session: Session, filters: ArticleFilter, *, as_text: bool = True
-) -> Iterator[dict[str, Any]]:
-    """Every matching article as a plain dict, fetched in batches (constant memory); dates as
-    ISO 8601 text when `as_text`, else as date and datetime values."""
-    statement = filters.apply(
-        select(
-            Article.id,
-            Source.name,
-            Article.url,
-            Article.canonical_url,
-            Article.title,
-            Article.author,
-            Article.published_at,
-            Article.published_date,
-            Article.published_precision,
-            Article.summary,
-            Article.body,
-            Article.original_source,
-            Article.original_url,
-            Article.outlet_article_id,
-            Article.partial,
-            Article.language,
-            Article.first_seen_at,
-            Article.last_seen_at,
-            Article.version,
-            Article.content_hash,
-            Snapshot.sha256,
-            ArticleSignature.reprint_of,
-            ArticleSignature.story_id,
+# The columns of an export, in the order of EXPORT_FIELDS.
+EXPORT_COLUMNS = (
+    "articles.id, sources.name, articles.url, articles.canonical_url, articles.title,"
+    " articles.author, articles.published_at, articles.published_date,"
+    " articles.published_precision, articles.summary, articles.body, articles.original_source,"
+    " articles.original_url, articles.outlet_article_id, articles.partial, articles.language,"
+    " articles.first_seen_at, articles.last_seen_at, articles.version, articles.content_hash,"
+    " snapshots.sha256, article_signatures.reprint_of, article_signatures.story_id"
+)
+
+
+def count_articles(db: Any, filters: ArticleFilter) -> int:
+    """How many articles match."""
+    condition, params = filters.sql()
+    return int(
+        Reader.of(db).scalar(
+            "SELECT count(articles.id) FROM articles"
+            f" JOIN sources ON sources.id = articles.source_id WHERE {condition}",
+            params,
         )
-        .join(Source, Source.id == Article.source_id)
-        .outerjoin(Snapshot, Snapshot.id == Article.snapshot_id)
-        .outerjoin(ArticleSignature, ArticleSignature.article_id == Article.id)
-        .order_by(Article.id)
-    ).execution_options(yield_per=BATCH)
-    for row in session.execute(statement):
-        record = dict(zip(EXPORT_FIELDS, row, strict=True))
-        if as_text:
-            for key in ("published_at", "first_seen_at", "last_seen_at", "published_date"):
-                record[key] = _iso(record[key])
-        yield record
+        or 0
+    )
+
+
+def iter_records(
+    db: Any, filters: ArticleFilter, *, as_text: bool = True
+) -> Generator[dict[str, Any], None, None]:
+    """Every matching article as a plain dict, fetched in batches (constant memory); dates as
+    ISO 8601 text when `as_text`, else as date and datetime values. `db`: a Reader or a
+    SQLAlchemy session."""
+    condition, params = filters.sql()
+    rows = Reader.of(db).stream(
+        f"SELECT {EXPORT_COLUMNS} FROM articles JOIN sources ON sources.id = articles.source_id"
+        " LEFT OUTER JOIN snapshots ON snapshots.id = articles.snapshot_id"
+        " LEFT OUTER JOIN article_signatures ON article_signatures.article_id = articles.id"
+        f" WHERE {condition} ORDER BY articles.id",
+        params,
+        BATCH,
+    )
+    try:
+        for row in rows:
+            record = dict(zip(EXPORT_FIELDS, row, strict=True))
+            record["partial"] = bool(record["partial"])  # SQLite keeps 0 or 1
+            if as_text:
+                for key in ("published_at", "first_seen_at", "last_seen_at", "published_date"):
+                    record[key] = _iso(record[key])
+            yield record
+    finally:
+        rows.close()  # the cursor, even when the records are not all read
 
 
 def write_jsonl(records: Iterator[dict[str, Any]], out: IO[str], tick: Callable[[], None]) -> int:

@@ -11,31 +11,13 @@ ever a bound parameter.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    Float,
-    Integer,
-    Select,
-    Text,
-    bindparam,
-    case,
-    cast,
-    column,
-    distinct,
-    func,
-    literal_column,
-    select,
-    table,
-)
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
-
-from crawler.db.models import Article, ArticleSignature, Source
+from crawler.db.reader import Reader
 from crawler.read.export import ArticleFilter
 from crawler.stories.queries import collapse_copies
 
@@ -51,13 +33,18 @@ _TERM = re.compile(r"\w+")
 COPY_HEADROOM = 4
 TEXT_SEARCH_CONFIG = "simple"  # PostgreSQL; see migration 0003 for why
 # ts_rank_cd weights of D, C, B (body), A (title)
-_PG_WEIGHTS = [0.1, 0.1, 0.1, 1.0]
-_PG_CONFIG: ColumnElement[Any] = literal_column(f"'{TEXT_SEARCH_CONFIG}'::regconfig")
+_PG_WEIGHTS = "'{0.1, 0.1, 0.1, 1.0}'::real[]"
+_PG_CONFIG = f"'{TEXT_SEARCH_CONFIG}'::regconfig"
+_PG_MATCH = "articles.search_vector @@ CAST(:tsquery AS tsquery)"
 # bm25 weights of the FTS5 columns (SQLite): title, body
-_FTS_WEIGHTS = (10.0, 1.0)
+_FTS_WEIGHTS = "10.0, 1.0"
 # The FTS5 table (SQLite): its rowid is the article's id; `articles_fts` is its hidden column
 # that MATCH and the auxiliary functions (bm25, snippet) take.
-_FTS = table("articles_fts", column("rowid", Integer))
+_FTS_MATCH = "articles_fts MATCH :query"
+_FTS_JOINED = (
+    " JOIN articles ON articles.id = articles_fts.rowid"
+    " JOIN sources ON sources.id = articles.source_id"
+)
 _PG_HEADLINE = (
     f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, MinWords=12, '
     'ShortWord=1, MaxFragments=2, FragmentDelimiter=" … "'
@@ -150,7 +137,7 @@ def websearch_query(query: str) -> str:
 
 
 def search(
-    session: Session,
+    db: Any,
     query: str,
     filters: ArticleFilter | None = None,
     limit: int = 20,
@@ -158,26 +145,26 @@ def search(
     all_copies: bool = False,
 ) -> list[SearchHit]:
     """The best `limit` articles for `query` after the first `offset`, best first; SearchError
-    for a malformed query.
+    for a malformed query. `db`: a Reader or a SQLAlchemy session.
 
     Copies of one text are one hit (the best-ranked), with the number of its copies, unless
     `all_copies`.
     """
     check_bounds(query)
     filters = filters or ArticleFilter()
-    dialect = session.get_bind().dialect.name
+    reader = Reader.of(db)
     if all_copies:
         fetch, skip = limit, offset
     else:
         # folding copies needs more ranked hits than are shown: pages are cut after folding
         fetch, skip = (offset + limit) * COPY_HEADROOM, 0
-    if dialect == "sqlite":
-        hits = _search_sqlite(session, query, filters, fetch, skip)
-    elif dialect == "postgresql":
-        hits = _search_postgresql(session, query, filters, fetch, skip)
+    if reader.dialect == "sqlite":
+        hits = _search_sqlite(reader, query, filters, fetch, skip)
+    elif reader.dialect == "postgresql":
+        hits = _search_postgresql(reader, query, filters, fetch, skip)
     else:
-        raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
-    kept = collapse_copies(session, [h.id for h in hits], expand=all_copies)
+        raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {reader.dialect}")
+    kept = collapse_copies(reader, [h.id for h in hits], expand=all_copies)
     folded = [
         replace(h, copies=info.copies, reprint_of=info.reprint_of, story_id=info.story_id)
         for h in hits
@@ -187,7 +174,7 @@ def search(
 
 
 def count_matches(
-    session: Session,
+    db: Any,
     query: str,
     filters: ArticleFilter | None = None,
     all_copies: bool = False,
@@ -197,54 +184,41 @@ def count_matches(
     malformed query."""
     check_bounds(query)
     filters = filters or ArticleFilter()
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        rowid = _FTS.c.rowid
-        match = literal_column("articles_fts").op("MATCH")(bindparam("query", fts5_query(query)))
-        matching = select(rowid.label("id")).select_from(_FTS).where(match)
-        if filters != ArticleFilter():
-            matching = filters.apply(
-                matching.join(Article, Article.id == rowid).join(
-                    Source, Source.id == Article.source_id
-                )
-            )
-        try:
-            return _count_texts(session, matching, all_copies)
-        except OperationalError as exc:
-            error = _fts5_error(query, exc)
-            if error is None:
-                raise
-            raise error from None
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
-
-        tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
-        vector = literal_column("articles.search_vector", TSVECTOR)
-        matching = filters.apply(
-            select(Article.id)
-            .join(Source, Source.id == Article.source_id)
-            .where(vector.op("@@")(tsquery))
+    reader = Reader.of(db)
+    condition, params = filters.sql()
+    if reader.dialect == "sqlite":
+        joined = _FTS_JOINED if filters != ArticleFilter() else ""
+        matching = (
+            f"SELECT articles_fts.rowid AS id FROM articles_fts{joined}"
+            f" WHERE {_FTS_MATCH} AND {condition}"
         )
-        return _count_texts(session, matching, all_copies)
-    raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {dialect}")
+        with _fts5_errors(reader, query):
+            return _count_texts(reader, matching, params | {"query": fts5_query(query)}, all_copies)
+    if reader.dialect == "postgresql":
+        matching = (
+            "SELECT articles.id FROM articles JOIN sources ON sources.id = articles.source_id"
+            f" WHERE {_PG_MATCH} AND {condition}"
+        )
+        tsquery = postgresql_tsquery(reader, query)
+        return _count_texts(reader, matching, params | {"tsquery": tsquery}, all_copies)
+    raise SearchError(f"full-text search needs SQLite or PostgreSQL, not {reader.dialect}")
 
 
-def _count_texts(session: Session, matching: Select[Any], all_copies: bool) -> int:
-    """The matching articles (a select of their `id`) counted as search() shows them: each text
-    once, unless `all_copies`."""
-    matches = int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
+def _count_texts(reader: Reader, matching: str, params: dict[str, Any], all_copies: bool) -> int:
+    """The matching articles (`matching` selects their `id`) counted as search() shows them:
+    each text once, unless `all_copies`."""
+    matches = int(reader.scalar(f"SELECT count(*) FROM ({matching}) AS matches", params) or 0)
     if all_copies or not matches:
         return matches
     # The matches less the copies among them, plus the originals of those copies that do not
     # match themselves (the others are counted already). Copies are found from the few
     # copies' index rather than by a lookup per match (`+ 0`: not by the primary key).
-    signature = ArticleSignature
-    originals = case((signature.reprint_of.not_in(matching), signature.reprint_of))
-    copies, unmatched = session.execute(
-        select(func.count(), func.count(distinct(originals))).where(
-            signature.reprint_of.is_not(None), (signature.article_id + 0).in_(matching)
-        )
-    ).one()
+    copies, unmatched = reader.first(
+        "SELECT count(*), count(DISTINCT CASE WHEN reprint_of NOT IN"
+        f" ({matching}) THEN reprint_of END) FROM article_signatures"
+        f" WHERE reprint_of IS NOT NULL AND (article_id + 0) IN ({matching})",
+        params,
+    )
     return matches - int(copies) + int(unmatched)
 
 
@@ -264,52 +238,65 @@ def check_bounds(query: str) -> None:
         )
 
 
-def _fts5_error(query: str, exc: OperationalError) -> SearchError | None:
-    message = str(exc.orig) if exc.orig is not None else str(exc)
-    if message.startswith(("fts5:", "no such column", "unterminated string", "unknown special")):
-        return SearchError(
+@contextmanager
+def _fts5_errors(reader: Reader, query: str) -> Iterator[None]:
+    """FTS5's refusals of a query as a SearchError naming it."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if not message.startswith(
+            ("fts5:", "no such column", "unterminated string", "unknown special")
+        ):
+            raise
+        raise SearchError(
             f'cannot search for {query!r}: {message} (FTS5 syntax: words, "a phrase", '
             "AND, OR, NOT, NEAR(a b, 5), prefix*, title:word)"
-        )
-    return None
+        ) from None
 
 
 def _search_sqlite(
-    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
+    reader: Reader, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
-    fts: ColumnElement[Any] = literal_column("articles_fts")
-    rowid = _FTS.c.rowid
-    # bm25() in the ORDER BY rather than FTS5's `rank` column: SQLite's own sorter is faster
-    # than FTS5's sorted mode (a third less time for a phrase over 1,000,000 articles).
-    rank = func.bm25(fts, *_FTS_WEIGHTS, type_=Float).label("score")
-    match = fts.op("MATCH")(bindparam("query", fts5_query(query)))
-    ranked = select(rowid, rank).where(match)
-    if filters != ArticleFilter():
-        ranked = filters.apply(
-            ranked.join(Article, Article.id == rowid).join(Source, Source.id == Article.source_id)
-        )
-    # Rank first; snippets (costly) only for the hits shown.
-    ranked = ranked.order_by(rank, rowid).limit(limit).offset(offset)
-    try:
-        best = [(row[0], row[1]) for row in session.execute(ranked)]
+    condition, params = filters.sql()
+    joined = _FTS_JOINED if filters != ArticleFilter() else ""
+    params |= {"query": fts5_query(query), "limit": limit, "offset": offset}
+    with _fts5_errors(reader, query):
+        # bm25() in the ORDER BY rather than FTS5's `rank` column: SQLite's own sorter is
+        # faster than FTS5's sorted mode (a third less time for a phrase over 1,000,000
+        # articles). Rank first; snippets (costly) only for the hits shown.
+        best = [
+            (row[0], row[1])
+            for row in reader.rows(
+                "SELECT articles_fts.rowid, bm25(articles_fts, "
+                f"{_FTS_WEIGHTS}) AS score FROM articles_fts{joined}"
+                f" WHERE {_FTS_MATCH} AND {condition}"
+                " ORDER BY score, articles_fts.rowid LIMIT :limit OFFSET :offset",
+                params,
+            )
+        ]
         if not best:
             return []
-        snippets = select(
-            rowid,
-            func.snippet(fts, 1, MARK_START, MARK_END, "…", SNIPPET_WORDS),
-            func.snippet(fts, 0, MARK_START, MARK_END, "…", SNIPPET_WORDS),
-        ).where(match, rowid.in_(bindparam("ids", [i for i, _ in best], expanding=True)))
-        snippet_by_id = {row[0]: _pick_snippet(row[1], row[2]) for row in session.execute(snippets)}
-    except OperationalError as exc:
-        error = _fts5_error(query, exc)
-        if error is None:
-            raise
-        raise error from None
-    return _hits(session, best, snippet_by_id, lower_is_better=True)
+        snippet = f"articles_fts, {{column}}, :start, :end, '…', {SNIPPET_WORDS}"
+        snippets = reader.rows(
+            f"SELECT rowid, snippet({snippet.format(column=1)}),"
+            f" snippet({snippet.format(column=0)}) FROM articles_fts"
+            f" WHERE {_FTS_MATCH} AND rowid IN :ids",
+            {
+                "query": params["query"],
+                "ids": [i for i, _ in best],
+                "start": MARK_START,
+                "end": MARK_END,
+            },
+        )
+    snippet_by_id = {row[0]: _pick_snippet(row[1], row[2]) for row in snippets}
+    return _hits(reader, best, snippet_by_id, lower_is_better=True)
 
 
 def _hits(
-    session: Session,
+    reader: Reader,
     best: Sequence[tuple[int, float]],
     snippet_by_id: dict[int, str],
     *,
@@ -318,18 +305,12 @@ def _hits(
     ids = [article_id for article_id, _ in best]
     rows = {
         row.id: row
-        for row in session.execute(
-            select(
-                Article.id,
-                Article.url,
-                Source.name,
-                Article.title,
-                Article.published_at,
-                Article.published_date,
-                Article.published_precision,
-            )
-            .join(Source, Source.id == Article.source_id)
-            .where(Article.id.in_(ids))
+        for row in reader.rows(
+            "SELECT articles.id, articles.url, sources.name, articles.title,"
+            " articles.published_at, articles.published_date, articles.published_precision"
+            " FROM articles JOIN sources ON sources.id = articles.source_id"
+            " WHERE articles.id IN :ids",
+            {"ids": ids},
         )
     }
     return [
@@ -348,21 +329,17 @@ def _hits(
     ]
 
 
-def postgresql_tsquery(session: Session, query: str) -> str:
+def postgresql_tsquery(db: Any, query: str) -> str:
     """The tsquery (as text) of a websearch query, words ending in * made prefixes."""
-    parsed = session.scalar(
-        select(
-            cast(
-                func.websearch_to_tsquery(_PG_CONFIG, bindparam("q", websearch_query(query))), Text
-            )
-        )
+    reader = Reader.of(db)
+    parsed = reader.scalar(
+        f"SELECT CAST(websearch_to_tsquery({_PG_CONFIG}, :q) AS TEXT)",
+        {"q": websearch_query(query)},
     )
     tsquery = str(parsed or "")
     for word in set(_PREFIX_WORD.findall(query)):
         lexeme = str(
-            session.scalar(
-                select(cast(func.plainto_tsquery(_PG_CONFIG, bindparam("w", word)), Text))
-            )
+            reader.scalar(f"SELECT CAST(plainto_tsquery({_PG_CONFIG}, :w) AS TEXT)", {"w": word})
             or ""
         )
         if re.fullmatch(r"'[^']+'", lexeme):
@@ -373,32 +350,29 @@ def postgresql_tsquery(session: Session, query: str) -> str:
 
 
 def _search_postgresql(
-    session: Session, query: str, filters: ArticleFilter, limit: int, offset: int = 0
+    reader: Reader, query: str, filters: ArticleFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
-    from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, TSVECTOR
-
-    tsquery = cast(bindparam("tsquery", postgresql_tsquery(session, query)), TSQUERY)
-    vector = literal_column("articles.search_vector", TSVECTOR)
-    weights = cast(bindparam("weights", _PG_WEIGHTS), ARRAY(REAL))
-    score = func.ts_rank_cd(weights, vector, tsquery)
-    ranked = (
-        filters.apply(
-            select(Article.id, score.label("score"))
-            .join(Source, Source.id == Article.source_id)
-            .where(vector.op("@@")(tsquery))
+    tsquery = postgresql_tsquery(reader, query)
+    condition, params = filters.sql()
+    score = f"ts_rank_cd({_PG_WEIGHTS}, articles.search_vector, CAST(:tsquery AS tsquery))"
+    best = [
+        (row[0], float(row[1]))
+        for row in reader.rows(
+            f"SELECT articles.id, {score} AS score FROM articles"
+            " JOIN sources ON sources.id = articles.source_id"
+            f" WHERE {_PG_MATCH} AND {condition}"
+            " ORDER BY score DESC, articles.id LIMIT :limit OFFSET :offset",
+            params | {"tsquery": tsquery, "limit": limit, "offset": offset},
         )
-        .order_by(score.desc(), Article.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    best = [(row[0], float(row[1])) for row in session.execute(ranked)]
+    ]
     if not best:
         return []
-    options: ColumnElement[str] = bindparam("options", _PG_HEADLINE)
-    snippets = select(
-        Article.id,
-        func.ts_headline(_PG_CONFIG, Article.body, tsquery, options),
-        func.ts_headline(_PG_CONFIG, Article.title, tsquery, options),
-    ).where(Article.id.in_([article_id for article_id, _ in best]))
-    snippet_by_id = {row[0]: _pick_snippet(row[1], row[2]) for row in session.execute(snippets)}
-    return _hits(session, best, snippet_by_id, lower_is_better=False)
+    headline = f"{_PG_CONFIG}, articles.{{column}}, CAST(:tsquery AS tsquery), :options"
+    snippets = reader.rows(
+        f"SELECT articles.id, ts_headline({headline.format(column='body')}),"
+        f" ts_headline({headline.format(column='title')}) FROM articles"
+        " WHERE articles.id IN :ids",
+        {"tsquery": tsquery, "options": _PG_HEADLINE, "ids": [i for i, _ in best]},
+    )
+    snippet_by_id = {row[0]: _pick_snippet(row[1], row[2]) for row in snippets}
+    return _hits(reader, best, snippet_by_id, lower_is_better=False)

@@ -12,10 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
-from crawler.db.models import Article, ArticleVersion, Snapshot, Source
+from crawler.db.reader import Reader
 from crawler.read.terminal import printable, published_label
 from crawler.urls import canonicalize
 
@@ -40,25 +38,31 @@ def is_article_id(ref: str) -> bool:
     return ref.strip().isascii() and ref.strip().isdigit()
 
 
-def find_article(session: Session, ref: str) -> Article | None:
-    """The article an id or a URL (as fetched or canonical) names, else None."""
+def find_article_id(db: Any, ref: str) -> int | None:
+    """The id of the article an id or a URL (as fetched or canonical) names, else None. `db`:
+    a Reader or a SQLAlchemy session."""
+    reader = Reader.of(db)
     ref = ref.strip()
     if is_article_id(ref):
         number = int(ref)
-        return session.get(Article, number) if number <= MAX_ID else None
+        if number > MAX_ID:
+            return None
+        found: int | None = reader.scalar("SELECT id FROM articles WHERE id = :id", {"id": number})
+        return found
     if not ref.lower().startswith(("http://", "https://")):
         return None
     # (source_id, canonical_url) is indexed: try every outlet's canonical key first
-    source_ids = list(session.scalars(select(Source.id)))
+    source_ids = reader.column("SELECT id FROM sources")
     for url in (ref, _other_slash(ref)):  # the URL as given first, then with(out) its slash
-        found = session.scalar(
-            select(Article)
-            .where(Article.source_id.in_(source_ids), Article.canonical_url == canonicalize(url))
-            .order_by(Article.id)
-            .limit(1)
+        found = reader.scalar(
+            "SELECT id FROM articles WHERE source_id IN :sources AND canonical_url = :canonical"
+            " ORDER BY id LIMIT 1",
+            {"sources": source_ids, "canonical": canonicalize(url)},
         )
         if found is None:  # a URL the article was fetched under but is not its canonical one
-            found = session.scalar(select(Article).where(Article.url == url).order_by(Article.id))
+            found = reader.scalar(
+                "SELECT id FROM articles WHERE url = :url ORDER BY id LIMIT 1", {"url": url}
+            )
         if found is not None:
             return found
     return None
@@ -102,7 +106,7 @@ def unified_diff(older: dict[str, Any], newer: dict[str, Any]) -> str:
     )
 
 
-def _version(row: Article | ArticleVersion, sha256: dict[int, str]) -> dict[str, Any]:
+def _version(row: Any, sha256: dict[int, str]) -> dict[str, Any]:
     return {
         "version": row.version,
         "title": row.title,
@@ -114,39 +118,53 @@ def _version(row: Article | ArticleVersion, sha256: dict[int, str]) -> dict[str,
         "body": row.body,
         "original_source": row.original_source,
         "original_url": row.original_url,
-        "partial": row.partial,
+        "partial": bool(row.partial),  # SQLite keeps 0 or 1
         "content_hash": row.content_hash,
         "snapshot_sha256": sha256.get(row.snapshot_id) if row.snapshot_id else None,
     }
 
 
-def article_snapshots(session: Session, article: Article) -> list[Snapshot]:
+# What a version and the article's current text share (models.ArticleVersion, models.Article).
+_TEXT_COLUMNS = (
+    "version, title, author, published_at, published_date, published_precision, summary, body,"
+    " original_source, original_url, partial, content_hash, snapshot_id, first_seen_at"
+)
+
+
+def article_snapshots(db: Any, article: Any, versions: list[Any]) -> list[Any]:
     """Every fetch of the article: those its versions came from and those of its URLs."""
-    referenced = {article.snapshot_id} | {v.snapshot_id for v in article.versions}
+    referenced = {article.snapshot_id} | {v.snapshot_id for v in versions}
     referenced.discard(None)
-    urls = {article.url, article.canonical_url}
-    return list(
-        session.scalars(
-            select(Snapshot)
-            .where(
-                or_(
-                    Snapshot.id.in_(referenced),
-                    # fetches that found the text unchanged made no version but are fetches too
-                    Snapshot.final_url.in_(urls),
-                )
-            )
-            .order_by(Snapshot.fetched_at, Snapshot.id)
-        )
+    return Reader.of(db).rows(
+        "SELECT id, fetched_at, status, size, sha256, final_url, requested_url, run_id"
+        " FROM snapshots WHERE id IN :referenced"
+        # fetches that found the text unchanged made no version but are fetches too
+        " OR final_url IN :urls ORDER BY fetched_at, id",
+        {"referenced": sorted(referenced), "urls": sorted({article.url, article.canonical_url})},
     )
 
 
-def article_history(session: Session, article: Article) -> dict[str, Any]:
-    """The article, its versions (oldest first, each with its diff) and snapshots, as JSON."""
-    snapshots = article_snapshots(session, article)
+def article_history(db: Any, article_id: int) -> dict[str, Any] | None:
+    """The article, its versions (oldest first, each with its diff) and snapshots, as JSON;
+    None when there is no such article. `db`: a Reader or a SQLAlchemy session."""
+    reader = Reader.of(db)
+    article = reader.first(
+        f"SELECT id, source_id, url, canonical_url, language, outlet_article_id, updated_at,"
+        f" last_seen_at, {_TEXT_COLUMNS} FROM articles WHERE id = :id",
+        {"id": article_id},
+    )
+    if article is None:
+        return None
+    older = reader.rows(
+        f"SELECT {_TEXT_COLUMNS}, superseded_at FROM article_versions"
+        " WHERE article_id = :id ORDER BY version",
+        {"id": article_id},
+    )
+    snapshots = article_snapshots(reader, article, older)
     sha256 = {s.id: s.sha256 for s in snapshots}
-    outlet = session.scalar(select(Source.name).where(Source.id == article.source_id))
+    outlet = reader.scalar("SELECT name FROM sources WHERE id = :id", {"id": article.source_id})
     versions = []
-    for old in article.versions:
+    for old in older:
         entry = _version(old, sha256)
         entry["first_seen_at"] = _iso(old.first_seen_at)
         entry["superseded_at"] = _iso(old.superseded_at)
@@ -176,7 +194,7 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
         "original_source": article.original_source,
         "original_url": article.original_url,
         "outlet_article_id": article.outlet_article_id,
-        "partial": article.partial,
+        "partial": bool(article.partial),
         "content_hash": article.content_hash,
         "version": article.version,
         "first_seen_at": _iso(article.first_seen_at),
@@ -196,7 +214,7 @@ def article_history(session: Session, article: Article) -> dict[str, Any]:
             }
             for s in snapshots
         ],
-        **article_context(session, article.id),
+        **article_context(reader, article.id),
     }
 
 

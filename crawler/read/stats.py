@@ -7,11 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from crawler.db.models import Article, ArticleTopic, Source, Topic, utcnow
-from crawler.db.queries import newest_runs
+from crawler.db.reader import Reader
+from crawler.scheduler.health import newest_runs
 
 DAYS = 30
 
@@ -88,15 +85,22 @@ class ArchiveStats:
         }
 
 
-def _day(session: Session, column: Any) -> Any:
+# Articles tagged with the topic :topic.
+TAGGED = (
+    "SELECT article_topics.article_id FROM article_topics"
+    " JOIN topics ON topics.id = article_topics.topic_id WHERE topics.name = :topic"
+)
+
+
+def _day(reader: Reader, column: str) -> str:
     """The UTC calendar day of a timestamp column, as 'YYYY-MM-DD' text."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    return func.substr(column, 1, 10)  # SQLite keeps 'YYYY-MM-DD HH:MM:SS' in UTC
+    if reader.dialect == "postgresql":
+        return f"to_char(timezone('UTC', {column}), 'YYYY-MM-DD')"
+    return f"substr({column}, 1, 10)"  # SQLite keeps 'YYYY-MM-DD HH:MM:SS' in UTC
 
 
 def collect_stats(
-    session: Session,
+    db: Any,
     *,
     topic: str | None = None,
     now: datetime | None = None,
@@ -104,67 +108,55 @@ def collect_stats(
 ) -> ArchiveStats:
     """Every outlet's and topic's figures; `topic` narrows the outlets' figures to its articles.
 
-    `fingerprints` (topic name -> fingerprint of the topics file) marks which topics' tags are
-    up to date.
+    `db` is a Reader or a SQLAlchemy session. `fingerprints` (topic name -> fingerprint of the
+    topics file) marks which topics' tags are up to date.
     """
-    today = (now or utcnow()).astimezone(UTC).date()
+    reader = Reader.of(db)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
     first_day = today - timedelta(days=DAYS - 1)
     days = [(first_day + timedelta(days=n)).isoformat() for n in range(DAYS)]
     outlets = {
         source_id: OutletStats(name, per_day=dict.fromkeys(days, 0))
-        for source_id, name in session.execute(select(Source.id, Source.name).order_by(Source.name))
+        for source_id, name in reader.rows("SELECT id, name FROM sources ORDER BY name")
     }
-
-    def narrowed(statement: Any) -> Any:
-        if topic is None:
-            return statement
-        return statement.where(
-            Article.id.in_(
-                select(ArticleTopic.article_id)
-                .join(Topic, Topic.id == ArticleTopic.topic_id)
-                .where(Topic.name == topic)
-            )
-        )
-
-    totals = narrowed(
-        select(
-            Article.source_id,
-            func.count(),
-            func.min(Article.published_at),
-            func.max(Article.published_at),
-        ).group_by(Article.source_id)
+    narrowed = f" AND id IN ({TAGGED})" if topic is not None else ""
+    totals = reader.rows(
+        "SELECT source_id, count(*), min(published_at) AS oldest_at,"
+        f" max(published_at) AS newest_at FROM articles WHERE 1 = 1{narrowed}"
+        " GROUP BY source_id",
+        {"topic": topic},
     )
-    for source_id, count, oldest, newest in session.execute(totals):
+    for source_id, count, oldest, newest in totals:
         outlet = outlets[source_id]
         outlet.articles, outlet.oldest, outlet.newest = count, oldest, newest
 
     start = datetime.combine(first_day, time(), tzinfo=UTC)
     end = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
-    day = _day(session, Article.published_at)
-    recent = narrowed(
-        select(Article.source_id, day, func.count())
-        .where(Article.published_at >= start, Article.published_at < end)
-        .group_by(Article.source_id, day)
+    day = _day(reader, "published_at")
+    recent = reader.rows(
+        f"SELECT source_id, {day} AS day, count(*) FROM articles"
+        f" WHERE published_at >= :start AND published_at < :end{narrowed}"
+        f" GROUP BY source_id, {day}",
+        {"start": start, "end": end, "topic": topic},
     )
-    for source_id, when, count in session.execute(recent):
+    for source_id, when, count in recent:
         outlets[source_id].per_day[str(when)] = count
 
-    for run in newest_runs(session).values():
+    for run in newest_runs(reader).values():
         outlets[run.source_id].last_run = LastRun(
             run.started_at, run.finished_at, run.status, run.articles_new
         )
 
-    tagged = (
-        select(Topic.name, func.count(ArticleTopic.article_id))
-        .outerjoin(ArticleTopic, ArticleTopic.topic_id == Topic.id)
-        .group_by(Topic.id, Topic.name)
-        .order_by(Topic.name)
+    tagged = reader.rows(
+        "SELECT topics.name, count(article_topics.article_id) FROM topics"
+        " LEFT OUTER JOIN article_topics ON article_topics.topic_id = topics.id"
+        + (" WHERE topics.name = :topic" if topic is not None else "")
+        + " GROUP BY topics.id, topics.name ORDER BY topics.name",
+        {"topic": topic},
     )
-    if topic is not None:
-        tagged = tagged.where(Topic.name == topic)
-    applied = {name: fp for name, fp in session.execute(select(Topic.name, Topic.fingerprint))}
+    applied = dict(reader.rows("SELECT name, fingerprint FROM topics"))
     topics = []
-    for name, count in session.execute(tagged):
+    for name, count in tagged:
         known = fingerprints is not None and name in fingerprints
         # Tags are up to date when the archive was last re-tagged with the topic as it is now.
         fresh = applied.get(name) == fingerprints[name] if fingerprints and known else None

@@ -6,11 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, inspect, select
-from sqlalchemy.orm import Session
-
 from crawler.config import SourceConfig
-from crawler.db.models import Article, CrawlRun, Source, utcnow
+from crawler.db.reader import Reader, stored_json
 from crawler.scheduler.display import format_duration, iso
 from crawler.scheduler.jobs import JOBS_TABLE, source_of
 
@@ -19,27 +16,37 @@ from crawler.scheduler.jobs import JOBS_TABLE, source_of
 FAILED = ("failed", "timed_out")
 NEUTRAL = ("running", "interrupted")
 
+# A run as the queries below read it: the attributes of models.CrawlRun.
+RUN_COLUMNS = (
+    "crawl_runs.id, crawl_runs.source_id, crawl_runs.started_at, crawl_runs.finished_at, "
+    "crawl_runs.status, crawl_runs.trigger, crawl_runs.pages, crawl_runs.articles_new, "
+    "crawl_runs.articles_updated, crawl_runs.articles_unchanged, crawl_runs.articles_skipped, "
+    "crawl_runs.articles_invalid, crawl_runs.errors, crawl_runs.error_log, crawl_runs.stats, "
+    "crawl_runs.walk"
+)
 
-def recent_runs(
-    session: Session, source: str | None = None, limit: int = 20
-) -> list[dict[str, Any]]:
+
+def _run(row: Any) -> Any:
+    """A run's row with its Scrapy counters as a dict (SQLite hands back the JSON text)."""
+    return row._replace(stats=stored_json(row.stats))
+
+
+def recent_runs(db: Any, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The newest runs first, as plain records (the shape of `crawler runs --json`)."""
-    query = (
-        select(Source.name, CrawlRun)
-        .join(CrawlRun, CrawlRun.source_id == Source.id)
-        .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc())
-        .limit(limit)
+    reader = Reader.of(db)
+    rows = reader.rows(
+        f"SELECT sources.name AS source_name, {RUN_COLUMNS} FROM sources"
+        " JOIN crawl_runs ON crawl_runs.source_id = sources.id"
+        + (" WHERE sources.name = :source" if source is not None else "")
+        + " ORDER BY crawl_runs.started_at DESC, crawl_runs.id DESC LIMIT :limit",
+        {"source": source, "limit": limit},
     )
-    if source is not None:
-        query = query.where(Source.name == source)
-    records = []
-    for name, run in session.execute(query):
-        records.append(run_record(name, run))
-    return records
+    return [run_record(row.source_name, _run(row)) for row in rows]
 
 
-def run_record(name: str, run: CrawlRun) -> dict[str, Any]:
-    """A run as `crawler runs --json` (and the web API) show it."""
+def run_record(name: str, run: Any) -> dict[str, Any]:
+    """A run (a models.CrawlRun or a row of RUN_COLUMNS) as `crawler runs --json` (and the web
+    API) show it."""
     took = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     return {
         "id": run.id,
@@ -62,19 +69,34 @@ def run_record(name: str, run: CrawlRun) -> dict[str, Any]:
     }
 
 
-def known_source_names(session: Session) -> set[str]:
-    return set(session.scalars(select(Source.name)))
+def known_source_names(db: Any) -> set[str]:
+    return set(Reader.of(db).column("SELECT name FROM sources"))
 
 
-def next_run_times(session: Session) -> dict[str, datetime]:
+def newest_runs(db: Any) -> dict[int, Any]:
+    """The newest crawl run of every source that has one (rows of RUN_COLUMNS), by source id."""
+    rows = Reader.of(db).rows(
+        f"SELECT {RUN_COLUMNS} FROM crawl_runs WHERE crawl_runs.id IN"
+        " (SELECT max(id) FROM crawl_runs GROUP BY source_id)"
+    )
+    return {row.source_id: _run(row) for row in rows}
+
+
+def last_runs(db: Any) -> dict[str, Any]:
+    """The newest crawl run of every source that has one, by source name."""
+    reader = Reader.of(db)
+    names = dict(reader.rows("SELECT id, name FROM sources"))
+    return {names[source_id]: run for source_id, run in newest_runs(reader).items()}
+
+
+def next_run_times(db: Any) -> dict[str, datetime]:
     """When the scheduler will run each source next (a pending retry counts), from its job store."""
-    bind = session.get_bind()
-    if not inspect(bind).has_table(JOBS_TABLE):
+    reader = Reader.of(db)
+    if not reader.has_table(JOBS_TABLE):
         return {}
     # read the two plain columns; the pickled job itself is the scheduler's business
-    jobs = Table(JOBS_TABLE, MetaData(), autoload_with=bind)
     out: dict[str, datetime] = {}
-    for job_id, stamp in session.execute(select(jobs.c.id, jobs.c.next_run_time)):
+    for job_id, stamp in reader.rows(f"SELECT id, next_run_time FROM {JOBS_TABLE}"):
         name = source_of(job_id)
         if name is None or stamp is None:
             continue
@@ -83,59 +105,40 @@ def next_run_times(session: Session) -> dict[str, datetime]:
     return out
 
 
-def last_new_article(session: Session) -> dict[str, datetime]:
+def last_new_article(db: Any) -> dict[str, datetime]:
     """When each source last brought an article the archive did not have."""
-    rows = session.execute(
-        select(Source.name, func.max(Article.first_seen_at))
-        .join(Article, Article.source_id == Source.id)
-        .group_by(Source.name)
+    rows = Reader.of(db).rows(
+        "SELECT sources.name, max(articles.first_seen_at) AS newest_at FROM sources"
+        " JOIN articles ON articles.source_id = sources.id GROUP BY sources.name"
     )
-    return {name: _aware(moment) for name, moment in rows if moment is not None}
+    return {name: moment for name, moment in rows if moment is not None}
 
 
-def _aware(moment: datetime | str) -> datetime:
-    # func.max() loses the column type on SQLite, which hands back the stored text
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def latest_runs(session: Session, per_source: int) -> dict[str, list[CrawlRun]]:
+def latest_runs(db: Any, per_source: int) -> dict[str, list[Any]]:
     """The newest `per_source` runs of every source that ended finished or failed, newest
     first."""
-    ranked = (
-        select(
-            CrawlRun.id,
-            func.row_number()
-            .over(
-                partition_by=CrawlRun.source_id,
-                order_by=(CrawlRun.started_at.desc(), CrawlRun.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(CrawlRun.status.not_in(NEUTRAL))
-        .subquery()
+    rows = Reader.of(db).rows(
+        f"SELECT sources.name AS source_name, {RUN_COLUMNS} FROM sources"
+        " JOIN crawl_runs ON crawl_runs.source_id = sources.id"
+        " JOIN (SELECT id, row_number() OVER (PARTITION BY source_id"
+        " ORDER BY started_at DESC, id DESC) AS rank FROM crawl_runs"
+        " WHERE status NOT IN :neutral) AS ranked ON ranked.id = crawl_runs.id"
+        " WHERE ranked.rank <= :per_source"
+        " ORDER BY crawl_runs.started_at DESC, crawl_runs.id DESC",
+        {"neutral": NEUTRAL, "per_source": per_source},
     )
-    query = (
-        select(Source.name, CrawlRun)
-        .join(CrawlRun, CrawlRun.source_id == Source.id)
-        .join(ranked, ranked.c.id == CrawlRun.id)
-        .where(ranked.c.rank <= per_source)
-        .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc())
-    )
-    out: dict[str, list[CrawlRun]] = {}
-    for name, run in session.execute(query):
-        out.setdefault(name, []).append(run)
+    out: dict[str, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.source_name, []).append(_run(row))
     return out
 
 
-def first_run_started(session: Session) -> dict[str, datetime]:
-    rows = session.execute(
-        select(Source.name, func.min(CrawlRun.started_at))
-        .join(CrawlRun, CrawlRun.source_id == Source.id)
-        .group_by(Source.name)
+def first_run_started(db: Any) -> dict[str, datetime]:
+    rows = Reader.of(db).rows(
+        "SELECT sources.name, min(crawl_runs.started_at) AS first_at FROM sources"
+        " JOIN crawl_runs ON crawl_runs.source_id = sources.id GROUP BY sources.name"
     )
-    return {name: _aware(moment) for name, moment in rows if moment is not None}
+    return {name: moment for name, moment in rows if moment is not None}
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class SourceState:
 
     source: SourceConfig
     next_run: datetime | None
-    last_run: CrawlRun | None
+    last_run: Any  # a row of RUN_COLUMNS, or None
     last_new_article: datetime | None
 
     def record(self) -> dict[str, Any]:
@@ -164,15 +167,17 @@ class SourceState:
 
 
 def source_states(
-    session: Session, sources: list[SourceConfig], last_runs: dict[str, CrawlRun]
+    db: Any, sources: list[SourceConfig], runs: dict[str, Any] | None = None
 ) -> list[SourceState]:
-    nexts = next_run_times(session)
-    newest = last_new_article(session)
+    reader = Reader.of(db)
+    nexts = next_run_times(reader)
+    newest = last_new_article(reader)
+    runs = last_runs(reader) if runs is None else runs
     return [
         SourceState(
             source,
             nexts.get(source.name) if source.enabled else None,
-            last_runs.get(source.name),
+            runs.get(source.name),
             newest.get(source.name),
         )
         for source in sources
@@ -186,14 +191,15 @@ class Problem:
 
 
 def health_problems(
-    session: Session, sources: list[SourceConfig], failures: int, now: datetime | None = None
+    db: Any, sources: list[SourceConfig], failures: int, now: datetime | None = None
 ) -> list[Problem]:
     """Enabled sources whose last `failures` runs all failed, or that found nothing new for
     longer than their `stale_after` (counted from their first run when they never found any)."""
-    now = now or utcnow()
-    runs = latest_runs(session, failures)
-    newest = last_new_article(session)
-    first = first_run_started(session)
+    now = now or datetime.now(UTC)
+    reader = Reader.of(db)
+    runs = latest_runs(reader, failures)
+    newest = last_new_article(reader)
+    first = first_run_started(reader)
     problems = []
     for source in sources:
         if not source.enabled:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, timedelta
-from typing import Protocol
-
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING, Protocol
 
 from crawler.config import SourceConfig
-from crawler.scheduler.cron import cron_trigger
 from crawler.scheduler.display import format_duration
+
+if TYPE_CHECKING:  # APScheduler is imported to schedule, not by `crawler sources` reading a job
+    from apscheduler.triggers.base import BaseTrigger
 
 JOBS_TABLE = "scheduler_jobs"
 JOB_FUNCTION = "crawler.scheduler.jobs:run_source"
@@ -90,6 +89,10 @@ def job_name(source: SourceConfig, jitter: timedelta) -> str:
 
 def trigger_for(source: SourceConfig, jitter: timedelta) -> BaseTrigger:
     """The source's trigger: an interval from `every` or a crontab line (UTC) from `cron`."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from crawler.scheduler.cron import cron_trigger
+
     spread = effective_jitter(source, jitter) or None
     if source.cron:
         return cron_trigger(source.cron, spread)

@@ -38,11 +38,11 @@ from sqlalchemy import select
 from crawler.config import ConfigError, SourceConfig, load_sources, run_log_file
 from crawler.context import ensure_source
 from crawler.db.models import CrawlRun, Source, utcnow
-from crawler.db.queries import newest_runs
 from crawler.db.session import Archive
 from crawler.scheduler import lease
 from crawler.scheduler.child import CrawlChild
 from crawler.scheduler.display import format_duration, format_time
+from crawler.scheduler.health import newest_runs
 from crawler.scheduler.jobs import (
     JOB_FUNCTION,
     JOBS_TABLE,

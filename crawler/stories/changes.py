@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_
-from sqlalchemy.orm import Session
-
-from crawler.db.models import Article, ArticleTopic, ArticleVersion, Source, Topic
+from crawler.db.reader import Reader
 
 # Unchanged words kept around a change in the body's diff.
 CONTEXT_WORDS = 8
@@ -131,8 +128,16 @@ def _text(row: Any) -> dict[str, Any]:
     return {"title": row.title, "body": row.body, "published_at": row.published_at}
 
 
+# What an edit compares, and the publication shown with it.
+_TEXT = ("title", "body", "published_at", "published_date", "published_precision")
+
+
+def _columns(table: str) -> str:
+    return ", ".join(f"{table}.{column}" for column in _TEXT)
+
+
 def changes_since(
-    session: Session,
+    db: Any,
     since: datetime,
     outlet: str | None = None,
     topic: str | None = None,
@@ -140,60 +145,63 @@ def changes_since(
     before: tuple[datetime, int] | None = None,
 ) -> list[Edit]:
     """Every edit made since `since`, newest first (at most `limit`); after `before` (the
-    `changed_at` and `version_id` of the previous page's last edit) when given."""
-    statement = (
-        select(ArticleVersion, Source.name)
-        .join(Article, Article.id == ArticleVersion.article_id)
-        .join(Source, Source.id == Article.source_id)
-        .where(ArticleVersion.superseded_at >= since)
-    )
+    `changed_at` and `version_id` of the previous page's last edit) when given. `db`: a Reader
+    or a SQLAlchemy session."""
+    reader = Reader.of(db)
+    where = ["article_versions.superseded_at >= :since"]
+    params: dict[str, Any] = {"since": since, "limit": limit}
     if outlet:
-        statement = statement.where(Source.name == outlet)
+        where.append("sources.name = :outlet")
+        params["outlet"] = outlet
     if topic:
-        tagged = (
-            select(ArticleTopic.article_id)
-            .join(Topic, Topic.id == ArticleTopic.topic_id)
-            .where(Topic.name == topic)
+        where.append(
+            "articles.id IN (SELECT article_topics.article_id FROM article_topics"
+            " JOIN topics ON topics.id = article_topics.topic_id WHERE topics.name = :topic)"
         )
-        statement = statement.where(Article.id.in_(tagged))
+        params["topic"] = topic
     if before is not None:
-        changed_at, version_id = before
-        statement = statement.where(
-            or_(
-                ArticleVersion.superseded_at < changed_at,
-                and_(ArticleVersion.superseded_at == changed_at, ArticleVersion.id < version_id),
-            )
+        where.append(
+            "(article_versions.superseded_at < :before_at OR (article_versions.superseded_at"
+            " = :before_at AND article_versions.id < :before_id))"
         )
-    statement = statement.order_by(
-        ArticleVersion.superseded_at.desc(), ArticleVersion.id.desc()
-    ).limit(limit)
-    found = session.execute(statement).all()
+        params |= {"before_at": before[0], "before_id": before[1]}
+    found = reader.rows(
+        "SELECT article_versions.id, article_versions.article_id, article_versions.version,"
+        " article_versions.superseded_at, sources.name AS outlet,"
+        f" {_columns('article_versions')}"
+        " FROM article_versions JOIN articles ON articles.id = article_versions.article_id"
+        f" JOIN sources ON sources.id = articles.source_id WHERE {' AND '.join(where)}"
+        " ORDER BY article_versions.superseded_at DESC, article_versions.id DESC LIMIT :limit",
+        params,
+    )
     if not found:
         return []
     # the version that followed each edited one: a later version, or the current text
-    wanted = [(v.article_id, v.version + 1) for v, _ in found]
+    edited = {"ids": sorted({v.article_id for v in found})}
+    wanted = {(v.article_id, v.version + 1) for v in found}
     following = {
         (v.article_id, v.version): v
-        for v in session.scalars(
-            select(ArticleVersion).where(
-                tuple_(ArticleVersion.article_id, ArticleVersion.version).in_(wanted)
-            )
+        for v in reader.rows(
+            f"SELECT article_id, version, {_columns('article_versions')} FROM article_versions"
+            " WHERE article_id IN :ids",
+            edited,
         )
+        if (v.article_id, v.version) in wanted
     }
     articles = {
         a.id: a
-        for a in session.scalars(
-            select(Article).where(Article.id.in_({v.article_id for v, _ in found}))
+        for a in reader.rows(
+            f"SELECT id, url, {_columns('articles')} FROM articles WHERE id IN :ids", edited
         )
     }
     edits = []
-    for version, outlet_name in found:
+    for version in found:
         article = articles[version.article_id]
         after = following.get((version.article_id, version.version + 1), article)
         edits.append(
             Edit(
                 article_id=article.id,
-                outlet=outlet_name,
+                outlet=version.outlet,
                 url=article.url,
                 title=article.title,
                 changed_at=version.superseded_at,

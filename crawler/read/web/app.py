@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import psycopg
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -215,11 +217,15 @@ def create_app(config: WebConfig, archive: ReadOnlyArchive | None = None) -> Fas
             problems.append(f"{where}: {error['msg']}")
         return error_response(request, 400, "; ".join(problems))
 
-    @app.exception_handler(OperationalError)
-    async def on_unreachable(request: Request, exc: OperationalError) -> Response:
+    async def on_unreachable(request: Request, exc: Exception) -> Response:
         logger.error("%s %s: %s", request.method, request.url.path, exc)
-        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        orig = exc.orig if isinstance(exc, OperationalError) else exc  # the driver's error
+        reason = str(orig).splitlines()[0] if orig is not None else type(exc).__name__
         return error_response(request, 503, f"the archive cannot be read now: {reason}")
+
+    # SQLAlchemy's, and the drivers' own from the queries run by crawler/db/reader.py
+    for unreachable in (OperationalError, sqlite3.OperationalError, psycopg.OperationalError):
+        app.add_exception_handler(unreachable, on_unreachable)
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crawler.config import SourcesFile, parse_duration
@@ -276,10 +276,9 @@ def article_topics(session: Session, article_id: int) -> list[str]:
 def article_record(session: Session, article_id: int) -> dict[str, Any]:
     """The article as `crawler show --json` gives it, with its topics and local date; 404 when
     there is none."""
-    article = session.get(Article, article_id)
-    if article is None:
+    history = article_history(session, article_id)
+    if history is None:
         raise WebError(404, f"no article with id {article_id}")
-    history = article_history(session, article)
     history["topics"] = article_topics(session, article_id)
     history["published"] = local_published(
         history["published_at"],
@@ -548,17 +547,15 @@ class StoryPageFilter(StoryFilter):
 
     after: tuple[datetime, int] | None = None  # (last_published_at, id) of the previous page's last
 
-    def apply(self, statement: Any) -> Any:
-        statement = super().apply(statement)
+    def conditions(self) -> tuple[list[str], dict[str, Any]]:
+        where, params = super().conditions()
         if self.after is not None:
-            newest, story_id = self.after
-            statement = statement.where(
-                or_(
-                    Story.last_published_at < newest,
-                    and_(Story.last_published_at == newest, Story.id < story_id),
-                )
+            where.append(
+                "(stories.last_published_at < :after_newest OR (stories.last_published_at"
+                " = :after_newest AND stories.id < :after_id))"
             )
-        return statement
+            params |= {"after_newest": self.after[0], "after_id": self.after[1]}
+        return where, params
 
 
 def story_filter(
