@@ -13,6 +13,7 @@ column named `*_at` comes back as an aware UTC instant, one named `*_date` as a 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections import namedtuple
@@ -29,6 +30,9 @@ _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=]*=\s*(?:\"(\w+)\"|None)", re.M)
 _SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?://(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?")
 _POSTGRESQL_URL = re.compile(r"postgresql(?:\+psycopg2?)?://(?P<rest>.*)")
+
+
+_STREAMS = itertools.count()
 
 
 class Unreadable(Exception):
@@ -220,8 +224,14 @@ class Reader:
     def stream(
         self, sql: str, params: Mapping[str, Any] | None = None, batch: int = 1000
     ) -> Generator[Any, None, None]:
-        """The rows of a query fetched `batch` at a time (constant memory)."""
-        cursor = self._execute(sql, params)
+        """The rows of a query fetched `batch` at a time (constant memory): on PostgreSQL
+        through a server-side cursor (psycopg's default cursor receives the whole result)."""
+        if self.dialect == "postgresql":
+            statement, values = self._prepared(sql, params)
+            cursor = self.connection.cursor(name=f"stream_{next(_STREAMS)}")
+            cursor.execute(statement, values)
+        else:
+            cursor = self._execute(sql, params)
         try:
             convert = self._converter(cursor)
             while chunk := cursor.fetchmany(batch):
