@@ -13,12 +13,17 @@ command also runs from that tree, alternately with this one, so that both are me
 the same load. With `--instructions`, each command also runs once under valgrind (cachegrind)
 and the instructions it executes are printed: a figure a busy machine does not move.
 
+With `--postgres URL` (a PostgreSQL server; the bench creates, migrates and drops a database
+of its own there) the commands read a PostgreSQL archive instead.
+
     python bench/startup.py [--rounds 7] [--command "stats"] [--baseline DIR] [--instructions]
+                            [--postgres URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -29,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +103,28 @@ def heaviest_imports(argv: list[str], env: dict[str, str], count: int = 12) -> l
     return [f"{name} {micros / 1000:.0f} ms" for micros, name in found[:count]]
 
 
+@contextlib.contextmanager
+def archive_url(server: str | None, folder: Path) -> Iterator[str]:
+    """The URL of an empty archive: a SQLite file in `folder`, or a database of its own on the
+    PostgreSQL server, dropped afterwards."""
+    if server is None:
+        yield f"sqlite:///{folder / 'archive.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"bench_startup_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -103,6 +132,9 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="another checkout, measured alternately")
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions with valgrind too"
+    )
+    parser.add_argument(
+        "--postgres", help="a PostgreSQL server URL: read an archive there instead of SQLite"
     )
     args = parser.parse_args()
     commands = args.command or list(COMMANDS)
@@ -113,8 +145,10 @@ def main() -> int:
         if not (args.baseline / "crawler" / "cli" / "__init__.py").exists():
             parser.error(f"--baseline {args.baseline}: not a checkout of this project")
         trees["baseline"] = args.baseline.resolve()
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'archive.db'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp,
+        archive_url(args.postgres, Path(tmp)) as url,
+    ):
         common = {
             k: v
             for k, v in os.environ.items()
