@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -49,6 +50,8 @@ _STOP = None
 # A group commit holds at most this many pages, gathered for at most this long.
 BATCH_PAGES = 32
 BATCH_SECONDS = 0.25
+# The youngest generation's collection threshold in the writer (Python's is 700).
+WRITER_GC_THRESHOLD = 50_000
 # A batch waits this long from its first page for more: a commit costs about as much as
 # storing a page, and a writer that keeps up would otherwise commit page by page.
 GATHER_SECONDS = 0.01
@@ -225,6 +228,7 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
     except Exception as exc:
         results_out.send(Stored("fatal", problem=f"the archive writer: {one_line(exc)}"))
         return
+    gc.freeze()
     try:
         while True:
             try:
@@ -257,6 +261,9 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
 def main() -> int:
     # The terminal's Ctrl-C is for the crawl, which closes this process's input when done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Collections as a crawl's (crawler/runner.py, `crawl_gc`): a page's objects are freed by
+    # reference counting; what the writer's start made is set apart once it is ready (`serve`).
+    gc.set_threshold(WRITER_GC_THRESHOLD, *gc.get_threshold()[1:])
     pages_in = Connection(os.dup(0), writable=False)
     results_out = Connection(os.dup(1), readable=False)
     # whatever a library might print must not land among the results
