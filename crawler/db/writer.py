@@ -87,6 +87,18 @@ class Stored:
     problem: str | None = None
 
 
+# Pages of SQLite's write-ahead log before the writer's commit copies them into the database
+# (a checkpoint, with its fsync): SQLite's 1,000 (4 MB) made a checkpoint every 150 pages or so,
+# 10% of the writer's time (alternated with 8,000: 2.36 against 2.07-2.19 ms a page).
+WAL_CHECKPOINT_PAGES = 8000
+
+
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    cursor.close()
+
+
 class PageStore:
     """Stores pages of one source, each in one transaction (runs in the writer process)."""
 
@@ -99,6 +111,11 @@ class PageStore:
         # its connection is never idle for long: no check (a round trip) before each batch; a
         # connection lost in the middle fails the batch as any lost connection does
         self.archive = Archive(config.database_url, migrate=False, pre_ping=False)
+        if self.archive.dialect == "sqlite":
+            from sqlalchemy import event
+
+            event.listen(self.archive.engine, "connect", _writer_pragmas)
+            self.archive.engine.dispose()  # the connection that checked the schema
         self.tagger = TopicTagger(config.topics)
         with self.archive.transaction() as session:
             self.tagger.open(session)
