@@ -47,10 +47,11 @@ def register_commands(argv: Sequence[str]) -> None:
         __import__(f"crawler.cli.{module}")
 
 
-# The youngest generation's threshold while a command starts (Python's is 700): starting a
-# crawl imports and builds about 100,000 objects, and the collections they set off went through
-# every one of them again and again, 0.1 s of a crawl's start-up. Reference counting frees
-# nearly all of what a command makes; the collector still runs, less often.
+# The youngest generation's collection threshold of a command (Python's is 700; a crawl sets
+# its own once started, crawler/runner.py `crawl_gc`): starting a crawl imports and builds about
+# 100,000 objects, and the collections they set off went through every one of them again and
+# again, 0.09 s of its start-up. Reference counting frees nearly all of what a command makes;
+# the collector still runs, less often.
 START_GC_THRESHOLD = 50_000
 
 
