@@ -278,8 +278,9 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
 def main() -> int:
     # The terminal's Ctrl-C is for the crawl, which closes this process's input when done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Collections as a crawl's (crawler/runner.py, `crawl_gc`): a page's objects are freed by
-    # reference counting; what the writer's start made is set apart once it is ready (`serve`).
+    # Fewer collections, as in a crawl (crawler/runner.py, `crawl_gc`): a page's objects are
+    # freed by reference counting; what the writer's start made is set apart once it is ready
+    # (`serve`), so the collections that remain do not go through it again.
     gc.set_threshold(WRITER_GC_THRESHOLD, *gc.get_threshold()[1:])
     pages_in = Connection(os.dup(0), writable=False)
     results_out = Connection(os.dup(1), readable=False)
