@@ -54,7 +54,6 @@ __all__ = [
     "refuse_archive_as_output",
     "require_known",
     "require_outlet",
-    "require_topic",
     "shown_url",
     "sources_file",
     "sqlite_file",
@@ -189,7 +188,3 @@ def check_topics() -> None:
         load_topics()
     except ConfigError as exc:
         raise fail(str(exc)) from None
-
-
-def require_topic(archive: Any, topic: str | None) -> None:
-    require_known(archive, "topic", "topics", topic)

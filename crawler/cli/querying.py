@@ -31,11 +31,25 @@ from crawler.config import ConfigError, database_url, load_sources, sources_path
 from crawler.db.reader import Reader, Unreadable, sqlite_path
 
 
-def open_reader(db: str | None, *, read_only: bool = True) -> Reader:
+def open_reader(
+    db: str | None,
+    *,
+    read_only: bool = True,
+    outlet: str | list[str] | None = None,
+    topic: str | None = None,
+) -> Reader:
     """The archive the options name, read through its driver; through SQLAlchemy (which
     migrates it, or says in one line why it cannot be used) when the short way cannot open it.
+    It must hold the `outlet`(s) and `topic` named, else the command fails naming them.
 
     A command that writes (not `read_only`) also needs an archive it can write to."""
+    reader = _open_reader(db, read_only)
+    require_known(reader, "outlet", "sources", outlet)
+    require_known(reader, "topic", "topics", topic)
+    return reader
+
+
+def _open_reader(db: str | None, read_only: bool) -> Reader:
     url = database_url(db)
     path = sqlite_path(url)
     if not read_only and path is not None and not _writable(path):
@@ -88,14 +102,6 @@ def require_known(reader: Reader, kind: str, table: str, value: str | list[str] 
             raise fail(f"no {kind} {wanted!r} in the archive ({kind}s: {known})")
 
 
-def require_outlet(reader: Reader, outlet: str | list[str] | None) -> None:
-    require_known(reader, "outlet", "sources", outlet)
-
-
-def require_topic(reader: Reader, topic: str | None) -> None:
-    require_known(reader, "topic", "topics", topic)
-
-
 def stats(topic: str | None, as_json: bool, db: str | None, sources: Path | None) -> None:
     """`crawler stats`."""
     check_sources(sources)
@@ -111,8 +117,7 @@ def stats(topic: str | None, as_json: bool, db: str | None, sources: Path | None
     except ConfigError as exc:
         err.print(escape(f"warning: {exc}"), highlight=False, soft_wrap=True)
         fingerprints = None
-    reader = open_reader(db)
-    require_topic(reader, topic)
+    reader = open_reader(db, topic=topic)
     try:
         figures = collect_stats(reader, topic=topic, fingerprints=fingerprints)
     finally:
@@ -278,9 +283,7 @@ def export(
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    reader = open_reader(db)
-    require_outlet(reader, outlet)
-    require_topic(reader, topic)
+    reader = open_reader(db, outlet=outlet, topic=topic)
     records = None
     try:
         with written_atomically(output) if output else contextlib.nullcontext() as partial:
@@ -378,9 +381,7 @@ def stories(
         outlet=outlet,
         min_outlets=min_outlets,
     )
-    reader = open_reader(db, read_only=False)
-    require_outlet(reader, outlet)
-    require_topic(reader, topic)
+    reader = open_reader(db, read_only=False, outlet=outlet, topic=topic)
     try:
         found = list_stories(reader, filters, limit)
     finally:
@@ -423,9 +424,7 @@ def changes(
     from crawler.stories.changes import changes_since
 
     start = instant(since, "--since")
-    reader = open_reader(db, read_only=False)
-    require_outlet(reader, outlet)
-    require_topic(reader, topic)
+    reader = open_reader(db, read_only=False, outlet=outlet, topic=topic)
     try:
         edits = changes_since(reader, start, outlet, topic, limit)
     finally:
@@ -481,9 +480,7 @@ def search(
     filters = ArticleFilter(
         outlet, parse_when(since, "--since"), parse_when(until, "--until"), topic=topic
     )
-    reader = open_reader(db)
-    require_outlet(reader, outlet)
-    require_topic(reader, topic)
+    reader = open_reader(db, outlet=outlet, topic=topic)
     try:
         hits = ranked(reader, query, filters, limit, all_copies=all_copies)
     except SearchError as exc:
