@@ -33,7 +33,7 @@ from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
 from crawler.stories import signatures as sig
-from crawler.stories.index import _BAND_CANDIDATES, MAX_COPY_CANDIDATES
+from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
@@ -585,7 +585,11 @@ def test_a_text_copied_more_often_than_the_candidate_bound_stays_one_group(archi
     last = next(row for row in rows if row.article_id == ids[copies[-1].key])
     keys = sig.band_keys(sig.from_bytes(last.minhash))
     with archive.sessions() as session:
-        found = session.execute(_BAND_CANDIDATES, {"keys": keys, "article_id": last.article_id})
+        found = session.execute(
+            _band_candidates(len(keys)),
+            {f"key{number}": key for number, key in enumerate(keys)}
+            | {"article_id": last.article_id},
+        )
         assert len(found.all()) == MAX_COPY_CANDIDATES
 
 

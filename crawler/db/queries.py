@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Table,
@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from crawler.db import direct
 from crawler.db.models import (
     Article,
     ArticleUrl,
@@ -86,7 +87,7 @@ def store_payload(session: Session, body: bytes, source_id: int) -> str:
     }
     statement = _payload_insert(session.get_bind().dialect.name)
     if statement is not None:
-        session.execute(statement, values)
+        direct.execute(session, statement, values)
     elif session.get(Payload, digest) is None:  # other databases: look first
         session.execute(insert(_PAYLOADS), values)
     return digest
@@ -97,7 +98,8 @@ def store_snapshot(
 ) -> StoredSnapshot:
     """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
     digest = store_payload(session, page.body, source_id)
-    snapshot_id = session.execute(
+    [(snapshot_id,)] = direct.execute(
+        session,
         _INSERT_SNAPSHOT,
         {
             "source_id": source_id,
@@ -110,7 +112,7 @@ def store_snapshot(
             "sha256": digest,
             "size": len(page.body),
         },
-    ).scalar_one()
+    )
     return StoredSnapshot(snapshot_id, digest)
 
 
@@ -175,10 +177,24 @@ _BY_CONTENT = (
 _LOOKUP = union_all(_BY_CANONICAL, select(_BY_CONTENT)).order_by(literal_column("rank")).limit(1)
 
 
-def _lookup(session: Session, source_id: int, canonical_url: str, digest: str | None) -> Any:
-    return session.execute(
-        _LOOKUP, {"source_id": source_id, "canonical_url": canonical_url, "digest": digest}
-    ).first()
+class _Found(NamedTuple):
+    id: int
+    content_hash: str
+    version: int
+    last_seen_at: datetime
+    snapshot_id: int | None
+    rank: int
+
+
+def _lookup(
+    session: Session, source_id: int, canonical_url: str, digest: str | None
+) -> _Found | None:
+    rows = direct.execute(
+        session,
+        _LOOKUP,
+        {"source_id": source_id, "canonical_url": canonical_url, "digest": digest},
+    )
+    return _Found(*rows[0]) if rows else None
 
 
 _INSERT_ARTICLE = insert(_ARTICLES).returning(_ARTICLES.c.id)
@@ -224,7 +240,8 @@ def archive_article(
     body = "\n\n".join(item.body)
     current = _lookup(session, source_id, item.canonical_url, item.content_hash)
     if current is None:
-        new_id = session.execute(
+        [(new_id,)] = direct.execute(
+            session,
             _INSERT_ARTICLE,
             {
                 "source_id": source_id,
@@ -241,14 +258,15 @@ def archive_article(
                 "snapshot_id": item.snapshot_id,
                 **{name: getattr(item, name) for name in _CONTENT_FIELDS},
             },
-        ).scalar_one()
+        )
         return Outcome.NEW, ArticleRef(new_id, 1, seen_at)
     article_id = current.id
     last_seen = max(current.last_seen_at, seen_at)
     if current.content_hash == item.content_hash:
         # the newest snapshot showing this text (its validators serve the next --refresh)
         newest = item.snapshot_id if item.snapshot_id and seen_at >= current.last_seen_at else None
-        session.execute(
+        direct.execute(
+            session,
             _TOUCH_ARTICLE,
             {
                 "article_id": article_id,
@@ -424,7 +442,7 @@ def record_urls(
     ]
     if not rows:
         return
-    session.execute(_record_urls_upsert(session.get_bind().dialect.name), rows)
+    direct.execute_many(session, _record_urls_upsert(session.get_bind().dialect.name), rows)
 
 
 @functools.cache

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as type_cast
 from sqlalchemy.orm import Session
 
+from crawler.db import direct
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm, utcnow
 from crawler.stories import signatures as sig
 from crawler.stories.terms import INDEX_TERMS, cosine, index_terms, term_key, term_vector
@@ -111,19 +112,27 @@ _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindp
 # A copy shares about a quarter of the bands (Jaccard 0.5: 21 x 0.5**2), so the bound drops
 # only copies beyond the first 64 of one text, and joining any copy joins their group.
 MAX_COPY_CANDIDATES = 64
-_SHARED_BANDS = (
-    select(_BANDS.c.article_id)
-    .where(
-        _BANDS.c.band_key.in_(bindparam("keys", expanding=True)),
-        _BANDS.c.article_id != bindparam("article_id"),
+
+
+@lru_cache(maxsize=8)
+def _band_candidates(keys: int) -> Select[Any]:
+    """The candidates for `keys` band keys, bound one by one (key0, key1, ...): the writer runs
+    it directly (crawler/db/direct.py), which takes no expanding list."""
+    shared = (
+        select(_BANDS.c.article_id)
+        .where(
+            _BANDS.c.band_key.in_([bindparam(f"key{number}") for number in range(keys)]),
+            _BANDS.c.article_id != bindparam("article_id"),
+        )
+        .group_by(_BANDS.c.article_id)
+        .order_by(func.count().desc(), _BANDS.c.article_id)
+        .limit(MAX_COPY_CANDIDATES)
     )
-    .group_by(_BANDS.c.article_id)
-    .order_by(func.count().desc(), _BANDS.c.article_id)
-    .limit(MAX_COPY_CANDIDATES)
-)
-_BAND_CANDIDATES = select(_SIGNATURES.c.article_id, _SIGNATURES.c.minhash).where(
-    _SIGNATURES.c.article_id.in_(_SHARED_BANDS)
-)
+    return select(_SIGNATURES.c.article_id, _SIGNATURES.c.minhash).where(
+        _SIGNATURES.c.article_id.in_(shared)
+    )
+
+
 _ROOTS = select(_SIGNATURES.c.reprint_of, _SIGNATURES.c.article_id).where(
     _SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True))
 )
@@ -203,6 +212,11 @@ _INSERT_STORY = insert(_STORIES).returning(_STORIES.c.id)
 _JOIN_STORY = (
     update(_SIGNATURES)
     .where(_SIGNATURES.c.article_id.in_(bindparam("ids", expanding=True)))
+    .values(story_id=bindparam("story"))
+)
+_JOIN_ONE = (
+    update(_SIGNATURES)
+    .where(_SIGNATURES.c.article_id == bindparam("member"))
     .values(story_id=bindparam("story"))
 )
 
@@ -327,7 +341,8 @@ def _insert_signature(
     vector = signature.vector
     if vector is None:
         vector = term_vector(text.title, text.body, topics_file)
-    session.execute(
+    direct.execute(
+        session,
         _INSERT_SIGNATURE,
         {
             "article_id": text.id,
@@ -342,7 +357,8 @@ def _insert_signature(
         },
     )
     if signature.shingles:
-        session.execute(
+        direct.execute_many(
+            session,
             _INSERT_BANDS,
             [
                 {"band_key": key, "article_id": text.id}
@@ -353,7 +369,8 @@ def _insert_signature(
     # time: it joins a story only through the texts it copies.
     terms = index_terms(vector) if text.dated else []
     if terms:
-        session.execute(
+        direct.execute_many(
+            session,
             _INSERT_TERMS,
             [
                 {"term_key": key, "published_at": text.when, "article_id": text.id}
@@ -411,10 +428,13 @@ def _link_copies(
     has any."""
     if values is None:
         values = session.execute(_MINHASH, {"article_id": text.id}).scalar_one()
+    keys = sig.band_keys(values)
     candidates = [
         other_id
-        for other_id, other_values in session.execute(
-            _BAND_CANDIDATES, {"keys": sig.band_keys(values), "article_id": text.id}
+        for other_id, other_values in direct.execute(
+            session,
+            _band_candidates(len(keys)),
+            {f"key{number}": key for number, key in enumerate(keys)} | {"article_id": text.id},
         )
         if sig.estimate(values, other_values) >= sig.ESTIMATE_FLOOR
     ]
@@ -468,7 +488,8 @@ def _cluster(
     # an undated article has no story terms: it shares none with anyone
     keys = [term_key(t) for t in index_terms(vector)]
     if keys and dated:
-        candidates = session.execute(
+        candidates = direct.execute(
+            session,
             _story_candidates(len(keys)),
             {f"key{number}": key for number, key in enumerate(keys)}
             | {
@@ -522,7 +543,10 @@ def _cluster(
         )
         session.execute(delete(_STORIES).where(_STORIES.c.id.in_(merged)))
     loose = sorted({article_id} | {a for a, s in neighbours.items() if s is None})
-    session.execute(_JOIN_STORY, {"ids": loose, "story": target})
+    if loose == [article_id]:
+        direct.execute(session, _JOIN_ONE, {"member": article_id, "story": target})
+    else:
+        session.execute(_JOIN_STORY, {"ids": loose, "story": target})
     if loose == [article_id] and story_id is None and not merged and stories:
         _joined(session, target, article_id, when)
     else:
@@ -570,9 +594,9 @@ def _joined(session: Session, story_id: int, article_id: int, when: datetime) ->
     """`refresh_story` for the commonest change, one article joining a story, from the
     story's figures instead of all of its members: what it writes is what refresh_story
     would, at a cost that does not grow with the story."""
-    label, count, first, last, outlet_known = session.execute(
-        _STORY_ROW, {"story": story_id, "article_id": article_id}
-    ).one()
+    [(label, count, first, last, outlet_known)] = direct.execute(
+        session, _STORY_ROW, {"story": story_id, "article_id": article_id}
+    )
     count += 1
     values: dict[str, Any] = {
         "story": story_id,
@@ -585,7 +609,7 @@ def _joined(session: Session, story_id: int, article_id: int, when: datetime) ->
     relabel = _label_due(label, count)
     if relabel:
         values["label"] = _representative_title(session, story_id)
-    session.execute(_JOINED[relabel], values)
+    direct.execute(session, _JOINED[relabel], values)
 
 
 def refresh_story(session: Session, story_id: int) -> None:

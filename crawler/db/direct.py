@@ -1,0 +1,182 @@
+"""The archive writer's hot statements, run on the session's DB-API connection.
+
+Every page a crawl stores runs the same dozen Core statements. Through `Session.execute` each
+call builds an execution context, processes its parameters, wraps its cursor in a result and
+checks the ORM's hooks: measured at about a third of the archive writer's CPU on SQLite, more
+than the database's own work. Here a statement is compiled once per dialect and set of
+columns, by SQLAlchemy (the SQL is the same), its parameters go through the same type
+processors (`UTCDateTime`, JSON, ...), its rows through the same result processors, and a
+database error comes out as the same `sqlalchemy.exc.DBAPIError` (a lost connection
+invalidated), so callers and `crawler.db.errors` see no difference. It runs in the session's
+own transaction, on its own connection.
+
+Only statements the writer runs for every page go through here; a statement this cannot run as
+SQLAlchemy would (an expanding IN, a column with a Python-side default missing from the
+parameters) is refused when first prepared, naming it.
+
+`ENABLED = False` sends every call through `Session.execute` instead: the tests store the same
+pages both ways and compare the archives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, CursorResult
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import BindParameter
+
+ENABLED = True
+
+_Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    # bind names in the order of the SQL's placeholders (positional paramstyles), else None
+    positions: tuple[str, ...] | None
+    # the names the SQL binds: their defaults (a LIMIT's value) and type processors
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    required: frozenset[str]
+    processors: dict[str, _Processor]
+    # per result column, or None when no column needs one
+    results: tuple[_Processor | None, ...] | None
+
+    def values(self, params: Mapping[str, Any]) -> Any:
+        missing = self.required.difference(params)
+        if missing:
+            raise KeyError(f"no value for {', '.join(sorted(missing))} in {self.sql!r}")
+        bound = dict(self.defaults)
+        bound.update(params)
+        for name, process in self.processors.items():
+            bound[name] = process(bound.get(name))
+        if self.positions is None:
+            return bound
+        return tuple(bound[name] for name in self.positions)
+
+
+_PREPARED: dict[tuple[int, str, tuple[str, ...]], tuple[Executable, _Prepared]] = {}
+_LOCK = threading.Lock()
+
+
+def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
+    cache_key = (id(statement), dialect.name, keys)
+    found = _PREPARED.get(cache_key)
+    if found is not None and found[0] is statement:
+        return found[1]
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+    sql = compiled.string
+    if "POSTCOMPILE" in sql or compiled.insert_prefetch or compiled.update_prefetch:
+        raise ValueError(
+            f"statement {sql!r} cannot run directly: it expands its parameters or computes"
+            " a column's default in Python"
+        )
+    defaults: dict[str, Any] = {}
+    required: set[str] = set()
+    processors: dict[str, _Processor] = {}
+    bind: BindParameter[Any]
+    for bind, name in compiled.bind_names.items():
+        if name in keys:
+            pass
+        elif bind.callable is not None or bind.value is not None or not bind.required:
+            defaults[name] = bind.effective_value
+        else:
+            required.add(name)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    results: tuple[_Processor | None, ...] | None = None
+    columns = getattr(statement, "selected_columns", None)
+    returning = getattr(statement, "_returning", ())
+    if columns is None and returning:
+        columns = returning
+    if columns is not None:
+        found_processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        if any(p is not None for p in found_processors):
+            results = found_processors
+    prepared = _Prepared(
+        sql,
+        tuple(compiled.positiontup) if compiled.positional else None,
+        tuple(compiled.bind_names.values()),
+        defaults,
+        frozenset(required),
+        processors,
+        results,
+    )
+    with _LOCK:
+        _PREPARED[cache_key] = (statement, prepared)
+    return prepared
+
+
+def _run(
+    session: Session, statement: Executable, rows: Sequence[Mapping[str, Any]], many: bool
+) -> list[tuple[Any, ...]]:
+    connection: Connection = session.connection()
+    dialect = connection.dialect
+    prepared = _prepare(statement, dialect, tuple(sorted(rows[0])))
+    values = [prepared.values(row) for row in rows]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        if many:
+            cursor.executemany(prepared.sql, values)
+            return []
+        cursor.execute(prepared.sql, values[0])
+        if cursor.description is None:
+            return []
+        found = cursor.fetchall()
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, driver, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            prepared.sql,
+            values if many else values[0],
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()
+    if prepared.results is None:
+        return [tuple(row) for row in found]
+    processors = prepared.results
+    return [
+        tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+        for row in found
+    ]
+
+
+def execute(
+    session: Session, statement: Executable, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run `statement` with `params` in the session's transaction: its rows (none for a
+    statement that returns none)."""
+    if not ENABLED:
+        result = cast(CursorResult[Any], session.execute(statement, dict(params)))
+        return [tuple(row) for row in result] if result.returns_rows else []
+    return _run(session, statement, [params], False)
+
+
+def execute_many(
+    session: Session, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run `statement` once for each of `rows` (all with the same keys), returning nothing."""
+    if not rows:
+        return
+    if not ENABLED:
+        session.execute(statement, [dict(row) for row in rows])
+        return
+    _run(session, statement, rows, True)
