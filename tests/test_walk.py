@@ -5,16 +5,22 @@ an archive of its own; every step is what a crawl would do with these responses.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from scrapy.http import HtmlResponse, Request
+from scrapy.utils.test import get_crawler
+from sqlalchemy import create_engine
 
 from crawler.context import crawl_context
+from crawler.db.queries import WalkState, pending_urls, walk_states
 from crawler.mirror.generated import GeneratedSite, generate_kcna_site
 from crawler.spiders.base import NewsSpider
 from crawler.spiders.kcna_watch import KcnaWatchSpider
-from tests.pages import TEST_BASE, make_spider, mark_archived
+from tests.pages import TEST_BASE, TEST_SETTINGS, make_spider, mark_archived
 
 LISTING = TEST_BASE + "/newstream/"
 
@@ -103,3 +109,56 @@ def test_articles_found_and_not_archived_are_pending_for_the_next_run(spider, si
     assert walk(spider, site, archive=False) == [1, 2, 3, 4, 5]
     pending = spider.walks.open()
     assert sorted(pending) == sorted(TEST_BASE + path for path in site.paths)
+
+
+@contextmanager
+def archive_locked(db_url: str) -> Iterator[None]:
+    """Another connection holds the lock a walk's state needs, until the block ends."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.begin()
+                connection.exec_driver_sql("LOCK TABLE source_walks IN EXCLUSIVE MODE")
+            yield
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_a_crawl_reads_on_while_a_walked_pages_state_waits_for_the_archive(site, db_url):
+    # On SQLite the archive writer holds the write lock most of a crawl: the reactor must not
+    # wait for it (and the busy handler's sleeps) at every listing page. The state is saved on
+    # a thread of its own, in order, and is in the archive once the crawl closes.
+    crawler = get_crawler(
+        KcnaWatchSpider, settings_dict=TEST_SETTINGS | {"CRAWLER_DATABASE_URL": db_url}
+    )
+    spider = KcnaWatchSpider.from_crawler(crawler, base_url=TEST_BASE)
+    crawler.spider = spider
+    assert crawler.stats is not None
+    crawler.stats.open_spider()
+    spider.walks._crawling = lambda: True  # type: ignore[method-assign]
+    spider.walks.open()
+    request = spider.listing_request(LISTING, page=1)
+    with archive_locked(db_url):
+        started = time.monotonic()
+        out = list(spider.parse_listing(listing(site, request), **request.cb_kwargs))
+        assert time.monotonic() - started < 1.0
+        assert [r.meta["walk"].page for r in out if r.callback == spider.parse_listing] == [2]
+        time.sleep(0.3)
+        assert saved_walks(spider) == {}  # still waiting for the lock
+    spider.walks.close()
+    states = saved_walks(spider)
+    assert states[LISTING].next_page == 2 and not states[LISTING].complete
+    context = crawl_context(crawler)
+    with context.archive.transaction() as session:
+        assert len(pending_urls(session, context.source_id, 5)) == 50  # its articles
+    context.close()
+
+
+def saved_walks(spider: NewsSpider) -> dict[str, WalkState]:
+    context = crawl_context(spider.crawler)
+    with context.archive.transaction() as session:
+        return walk_states(session, context.source_id)

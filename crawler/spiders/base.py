@@ -206,6 +206,7 @@ class NewsSpider(Spider):
         spider.source = replace(source, **overrides) if overrides else source
         spider.walks = Walks(spider)
         crawler.signals.connect(spider.fetch_pending, signal=signals.spider_idle)
+        crawler.signals.connect(spider.walks.close, signal=signals.spider_closed)
         return spider
 
     # -- discovery -------------------------------------------------------------------------
