@@ -23,7 +23,7 @@ walk stopped never skips an article.
 
 from __future__ import annotations
 
-import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from crawler.spiders.base import NewsSpider
-
-logger = logging.getLogger(__name__)
 
 COMPLETE = WalkState(complete=True, covered=True, next_url=None, next_page=None)
 
@@ -94,6 +92,8 @@ class Walks:
         # SQLite the reactor would otherwise wait for the archive writer's lock (and its busy
         # handler's sleeps), 23 ms a listing page measured, 11% of a crawl's time.
         self._saver: ThreadPoolExecutor | None = None
+        self._failures: deque[tuple[str, Exception]] = deque()
+        self._failed = False
 
     @property
     def refresh(self) -> bool:
@@ -119,10 +119,12 @@ class Walks:
             return pending_urls(session, context.source_id, self.max_attempts)
 
     def close(self) -> None:
-        """Wait for the walk states still being saved (spider_closed)."""
+        """Wait for the walk states still being saved, and report what failed (spider_closed,
+        before the run is recorded)."""
         saver, self._saver = self._saver, None
         if saver is not None:
             saver.shutdown(wait=True)
+            self._report_failures()
 
     def _crawling(self) -> bool:
         try:
@@ -143,22 +145,32 @@ class Walks:
         self._saver.submit(self._save_now, url, work)
 
     def _save_now(self, url: str, work: Callable[[Session], None]) -> None:
-        """`_save`'s work on the saver's thread; a failure is reported on the reactor's."""
+        """`_save`'s work on the saver's thread. After a failure nothing more is saved in this
+        run: a later page's state would move the walk past the page whose addresses were not
+        recorded; without it the next run walks those pages again. A failure is reported on the
+        reactor's thread (or by `close`, whichever comes first)."""
         from twisted.internet import reactor
 
-        context = self.context
-        if context.failure is not None:
+        if self._failed or self.context.failure is not None:
             return
         try:
-            with context.archive.transaction() as session:
+            with self.context.archive.transaction() as session:
                 work(session)
         except Exception as exc:
+            self._failed = True
+            self._failures.append((url, exc))
+            reactor.callFromThread(self._report_failures)
+
+    def _report_failures(self) -> None:
+        """Report the saves that failed: a failure no page escapes stops the crawl."""
+        while self._failures:
+            url, exc = self._failures.popleft()
             reason = fatal_reason(exc)
             if reason is not None:
-                reactor.callFromThread(stop_on_archive_failure, self.crawler, reason)
+                stop_on_archive_failure(self.crawler, reason)
             else:
                 problem = f"the walk's state was not saved: {one_line(exc)}"
-                reactor.callFromThread(self.spider.report_error, url, problem)
+                self.spider.report_error(url, problem)
 
     def attempted(self, urls: list[str]) -> None:
         """Pending addresses about to be fetched: one more attempt each (a URL that fails for

@@ -162,3 +162,40 @@ def saved_walks(spider: NewsSpider) -> dict[str, WalkState]:
     context = crawl_context(spider.crawler)
     with context.archive.transaction() as session:
         return walk_states(session, context.source_id)
+
+
+def test_after_a_walk_state_fails_to_save_no_later_page_moves_the_walk_on(
+    site, db_url, monkeypatch
+):
+    # Page 1's pending addresses were not recorded: a later page's state saved would make the
+    # next run resume past page 1's articles. Nothing more is saved; the failure is reported.
+    import crawler.walk as walk_module
+
+    crawler = get_crawler(
+        KcnaWatchSpider, settings_dict=TEST_SETTINGS | {"CRAWLER_DATABASE_URL": db_url}
+    )
+    spider = KcnaWatchSpider.from_crawler(crawler, base_url=TEST_BASE)
+    crawler.spider = spider
+    assert crawler.stats is not None
+    crawler.stats.open_spider()
+    spider.walks._crawling = lambda: True  # type: ignore[method-assign]
+    spider.walks.open()
+    real = walk_module.add_pending
+    calls = []
+
+    def failing_once(session, source_id, urls):
+        calls.append(len(urls))
+        if len(calls) == 1:
+            raise ValueError("a row this archive refuses")
+        real(session, source_id, urls)
+
+    monkeypatch.setattr(walk_module, "add_pending", failing_once)
+    request = spider.listing_request(LISTING, page=1)
+    for _ in range(3):
+        out = list(spider.parse_listing(listing(site, request), **request.cb_kwargs))
+        request = next(r for r in out if r.callback == spider.parse_listing)
+    spider.walks.close()
+    assert calls == [50]  # the later pages' saves did not run
+    assert saved_walks(spider) == {}
+    assert crawler.stats.get_value("archive/errors") == 1
+    crawl_context(crawler).close()

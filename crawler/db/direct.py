@@ -20,6 +20,7 @@ pages both ways and compare the archives.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,11 +84,15 @@ def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     required: set[str] = set()
     processors: dict[str, _Processor] = {}
     bind: BindParameter[Any]
+    if getattr(compiled, "escaped_bind_names", None):
+        raise ValueError(f"statement {sql!r} cannot run directly: a bind name needs escaping")
     for bind, name in compiled.bind_names.items():
+        if bind.callable is not None:
+            raise ValueError(f"statement {sql!r} cannot run directly: {name} is computed")
         if name in keys:
             pass
-        elif bind.callable is not None or bind.value is not None or not bind.required:
-            defaults[name] = bind.effective_value
+        elif bind.value is not None or not bind.required:
+            defaults[name] = bind.value
         else:
             required.add(name)
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -99,9 +104,15 @@ def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     if columns is None and returning:
         columns = returning
     if columns is not None:
-        found_processors = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
+        try:
+            found_processors = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            )
+        except Exception as exc:  # one that needs the driver's type code (psycopg's Numeric)
+            raise ValueError(
+                f"statement {sql!r} cannot run directly: a column's type needs the driver's"
+            ) from exc
         if any(p is not None for p in found_processors):
             results = found_processors
     prepared = _Prepared(
@@ -127,8 +138,9 @@ def _run(
     values = [prepared.values(row) for row in rows]
     driver = connection.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor()
+    cursor = None
     try:
+        cursor = driver.cursor()
         if many:
             cursor.executemany(prepared.sql, values)
             return []
@@ -149,7 +161,9 @@ def _run(
             dialect=dialect,
         ) from exc
     finally:
-        cursor.close()
+        if cursor is not None:
+            with contextlib.suppress(dialect.loaded_dbapi.Error):
+                cursor.close()
     if prepared.results is None:
         return [tuple(row) for row in found]
     processors = prepared.results
