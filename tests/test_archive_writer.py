@@ -286,3 +286,50 @@ def test_a_writer_that_does_not_exit_at_the_crawls_end_is_stopped_after_its_time
     assert not psutil.pid_exists(pid)
     assert "did not exit within 1.0s" in caplog.text
     assert archived_urls(db_url) == [article(1).url]
+
+
+def test_on_postgresql_the_writer_plans_its_statements_again_as_the_crawl_grows(db_url):
+    # A generic plan made while `articles` was empty scanned every article of the outlet for
+    # each page's lookup: at each doubling of the crawl's pages (while they are much of the
+    # archive) the writer analyses the tables and replaces its connection, whose statements
+    # are then prepared and planned again.
+    store = page_store(db_url)
+    store._replan_at = 4
+    try:
+        store.store_batch([(n, None, article(n), None) for n in range(4)])
+
+        def backend() -> Any:
+            with store.archive.engine.connect() as connection:
+                if BACKEND == "sqlite":
+                    return connection.execute(
+                        text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+                    ).scalar()
+                return connection.execute(text("SELECT pg_backend_pid()")).scalar()
+
+        def analysed() -> bool:
+            if BACKEND == "sqlite":
+                return False
+            with store.archive.engine.connect() as connection:
+                return (
+                    connection.execute(
+                        text(
+                            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'articles'"
+                        )
+                    ).scalar()
+                    is not None
+                )
+
+        first = backend()
+        assert not analysed()
+        store.grew(3)
+        assert backend() == first and not analysed()  # 3 pages: not yet
+        store.grew(1)
+        if BACKEND == "sqlite":
+            assert backend() == first == 0  # SQLite plans each statement as it prepares it
+        else:
+            second = backend()
+            assert second != first and analysed()
+            store.grew(1)  # 5 pages: the next time is at 8
+            assert backend() == second
+    finally:
+        store.close()

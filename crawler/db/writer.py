@@ -55,6 +55,19 @@ WRITER_GC_THRESHOLD = 50_000
 # A batch waits this long from its first page for more: a commit costs about as much as
 # storing a page, and a writer that keeps up would otherwise commit page by page.
 GATHER_SECONDS = 0.01
+# PostgreSQL: the statements are planned again at this many pages stored, then each time they
+# double (PageStore.grew), analysing these tables first.
+REPLAN_FIRST = 256
+REPLAN_TABLES = (
+    "articles",
+    "article_urls",
+    "article_signatures",
+    "signature_bands",
+    "story_terms",
+    "stories",
+    "snapshots",
+    "payloads",
+)
 # How long a crawl that ends waits for its writer to store what it was given and exit. A page
 # takes milliseconds; a writer still there after this is stuck on its database.
 EXIT_SECONDS = 60.0
@@ -108,6 +121,8 @@ class PageStore:
 
         self.config = config
         self.failure: str | None = None
+        self._stored = 0
+        self._replan_at = REPLAN_FIRST
         # its connection is never idle for long: no check (a round trip) before each batch; a
         # connection lost in the middle fails the batch as any lost connection does
         self.archive = Archive(config.database_url, migrate=False, pre_ping=False)
@@ -155,6 +170,34 @@ class PageStore:
                 if reason is not None:
                     self._failed(reason)
         return [(n, self.store(run, item, sig)) for n, run, item, sig in batch]
+
+    def grew(self, pages: int) -> None:
+        """Count pages stored; on PostgreSQL, have the statements planned again each time the
+        crawl's pages double (from REPLAN_FIRST) while they are a large part of the archive.
+
+        The writer's connection keeps its prepared statements' generic plans for the whole
+        crawl, and a plan made while a table was empty stays: the article lookup made on a fresh
+        archive filtered every article of the outlet for each page (1.97 ms at 5,000 articles,
+        growing with them, instead of 0.07 ms by its index). The tables are analysed and the
+        connections replaced (their statements are prepared again, with today's sizes)."""
+        self._stored += pages
+        if self.archive.dialect != "postgresql" or self._stored < self._replan_at:
+            return
+        self._replan_at *= 2
+        from sqlalchemy import text
+
+        try:
+            with self.archive.engine.connect() as connection:
+                archived = connection.execute(
+                    text("SELECT reltuples FROM pg_class WHERE oid = 'articles'::regclass")
+                ).scalar()
+                if archived is not None and archived > 2 * self._stored:
+                    return  # the crawl's pages are a small part: the plans stand
+                connection.execute(text(f"ANALYZE {', '.join(REPLAN_TABLES)}"))
+                connection.commit()
+        except Exception as exc:  # the next batch meets a failing archive, if it fails
+            logger.debug("could not analyse the archive: %s", one_line(exc))
+        self.archive.dispose()
 
     def _failed(self, reason: str) -> Stored:
         """No page can be stored any more (a full disk, a lost connection): every later page is
@@ -269,6 +312,7 @@ def serve(pages_in: Connection, results_out: Connection) -> None:
                     break
                 batch.append(message)
             results_out.send(store.store_batch(batch))
+            store.grew(len(batch))
             if stop:
                 return
     finally:
