@@ -313,7 +313,8 @@ def test_on_postgresql_the_writer_plans_its_statements_again_as_the_crawl_grows(
                 return (
                     connection.execute(
                         text(
-                            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'articles'"
+                            "SELECT last_analyze FROM pg_stat_user_tables"
+                            " WHERE relname = 'articles'"
                         )
                     ).scalar()
                     is not None
