@@ -44,9 +44,10 @@ REMOTE_CONTROL_ENABLED = False
 HTTPCACHE_ENABLED = False
 # Pages parsed and waiting for the archive writer (crawler/db/writer.py), in bytes of their
 # bodies: when the writer is the slower, the crawl stops taking new requests at this backlog
-# (Scrapy's default, 5 MB, held about 75 generated pages with their items in memory; 2 MB
-# still keeps the writer a batch ahead).
-SCRAPER_SLOT_MAX_ACTIVE_SIZE = 2_000_000
+# (Scrapy's default, 5 MB, held about 75 generated pages with their items in memory; 1.5 MB
+# still keeps the writer a batch ahead: bench/throughput.py measured the same pages/s as at 2 MB
+# on both databases, and 5 MB less at the peak of a 20,000-page crawl).
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_500_000
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"

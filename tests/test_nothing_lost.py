@@ -321,7 +321,7 @@ def test_an_archive_that_refuses_writes_stops_the_crawl_at_once(
         # (none when the first batch the writer stored did not fit: it holds every page so far)
         assert stored < ARTICLES
         # stopped at once, not at the end of the outlet: what was fetched after the failure is
-        # what was in flight until the writer told the crawl (16 downloads, at most 2 MB of
+        # what was in flight until the writer told the crawl (16 downloads, at most 1.5 MB of
         # parsed pages waiting for the writer, the batch of at most 32 it was storing; measured
         # up to about a hundred pages on PostgreSQL, where the writer is the slower)
         assert len(article_fetches(generated)) < min(ARTICLES, stored + 150)
