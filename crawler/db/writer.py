@@ -181,7 +181,11 @@ class PageStore:
         growing with them, instead of 0.07 ms by its index). The tables are analysed and the
         connections replaced (their statements are prepared again, with today's sizes)."""
         self._stored += pages
-        if self.archive.dialect != "postgresql" or self._stored < self._replan_at:
+        if (
+            self.failure is not None
+            or self.archive.dialect != "postgresql"
+            or self._stored < self._replan_at
+        ):
             return
         self._replan_at *= 2
         from sqlalchemy import text
