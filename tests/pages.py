@@ -36,11 +36,14 @@ def page_response(
     return HtmlResponse(url=url, body=text.encode("utf-8"), encoding="utf-8", request=request)
 
 
-def make_spider(spider_cls: type[NewsSpider], base: str = TEST_BASE) -> NewsSpider:
-    """A spider bound to a test crawler, its source pointed at `base`."""
+def make_spider(
+    spider_cls: type[NewsSpider], base: str = TEST_BASE, db_url: str | None = None
+) -> NewsSpider:
+    """A spider bound to a test crawler, its source pointed at `base`, its archive `db_url`."""
     # the bundled sources file, whatever CRAWLER_SOURCES the developer's shell has; an archive
-    # of its own in memory (made on first use: what is known, how far walks got)
-    crawler = get_crawler(spider_cls, settings_dict=TEST_SETTINGS)
+    # of its own in memory unless given (made on first use: what is known, how far walks got)
+    settings = TEST_SETTINGS | ({"CRAWLER_DATABASE_URL": db_url} if db_url else {})
+    crawler = get_crawler(spider_cls, settings_dict=settings)
     spider = spider_cls.from_crawler(crawler, base_url=base)
     crawler.spider = spider
     assert crawler.stats is not None

@@ -33,7 +33,7 @@ from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
 from crawler.stories import signatures as sig
-from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates
+from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates, numbered_keys
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
@@ -587,8 +587,7 @@ def test_a_text_copied_more_often_than_the_candidate_bound_stays_one_group(archi
     with archive.sessions() as session:
         found = session.execute(
             _band_candidates(len(keys)),
-            {f"key{number}": key for number, key in enumerate(keys)}
-            | {"article_id": last.article_id},
+            numbered_keys(keys) | {"article_id": last.article_id},
         )
         assert len(found.all()) == MAX_COPY_CANDIDATES
 

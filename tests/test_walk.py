@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from scrapy.http import HtmlResponse, Request
-from scrapy.utils.test import get_crawler
 from sqlalchemy import create_engine
 
 from crawler.context import crawl_context
@@ -20,7 +19,7 @@ from crawler.db.queries import WalkState, pending_urls, walk_states
 from crawler.mirror.generated import GeneratedSite, generate_kcna_site
 from crawler.spiders.base import NewsSpider
 from crawler.spiders.kcna_watch import KcnaWatchSpider
-from tests.pages import TEST_BASE, TEST_SETTINGS, make_spider, mark_archived
+from tests.pages import TEST_BASE, make_spider, mark_archived
 
 LISTING = TEST_BASE + "/newstream/"
 
@@ -128,19 +127,21 @@ def archive_locked(db_url: str) -> Iterator[None]:
         engine.dispose()
 
 
+def crawling_spider(db_url: str) -> NewsSpider:
+    """A spider on the archive at `db_url` whose walks act as in a running crawl (their states
+    saved on the saver's thread), opened."""
+    spider = make_spider(KcnaWatchSpider, db_url=db_url)
+    spider.walks._crawling = lambda: True  # type: ignore[method-assign]
+    spider.walks.open()
+    return spider
+
+
 def test_a_crawl_reads_on_while_a_walked_pages_state_waits_for_the_archive(site, db_url):
     # On SQLite the archive writer holds the write lock most of a crawl: the reactor must not
     # wait for it (and the busy handler's sleeps) at every listing page. The state is saved on
     # a thread of its own, in order, and is in the archive once the crawl closes.
-    crawler = get_crawler(
-        KcnaWatchSpider, settings_dict=TEST_SETTINGS | {"CRAWLER_DATABASE_URL": db_url}
-    )
-    spider = KcnaWatchSpider.from_crawler(crawler, base_url=TEST_BASE)
-    crawler.spider = spider
-    assert crawler.stats is not None
-    crawler.stats.open_spider()
-    spider.walks._crawling = lambda: True  # type: ignore[method-assign]
-    spider.walks.open()
+    spider = crawling_spider(db_url)
+    crawler = spider.crawler
     request = spider.listing_request(LISTING, page=1)
     with archive_locked(db_url):
         started = time.monotonic()
@@ -171,15 +172,8 @@ def test_after_a_walk_state_fails_to_save_no_later_page_moves_the_walk_on(
     # next run resume past page 1's articles. Nothing more is saved; the failure is reported.
     import crawler.walk as walk_module
 
-    crawler = get_crawler(
-        KcnaWatchSpider, settings_dict=TEST_SETTINGS | {"CRAWLER_DATABASE_URL": db_url}
-    )
-    spider = KcnaWatchSpider.from_crawler(crawler, base_url=TEST_BASE)
-    crawler.spider = spider
-    assert crawler.stats is not None
-    crawler.stats.open_spider()
-    spider.walks._crawling = lambda: True  # type: ignore[method-assign]
-    spider.walks.open()
+    spider = crawling_spider(db_url)
+    crawler = spider.crawler
     real = walk_module.add_pending
     calls = []
 

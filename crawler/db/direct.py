@@ -43,8 +43,7 @@ class _Prepared:
     sql: str
     # bind names in the order of the SQL's placeholders (positional paramstyles), else None
     positions: tuple[str, ...] | None
-    # the names the SQL binds: their defaults (a LIMIT's value) and type processors
-    names: tuple[str, ...]
+    # the defaults of binds not given (a LIMIT's value), and the type processors by bind name
     defaults: dict[str, Any]
     required: frozenset[str]
     processors: dict[str, _Processor]
@@ -118,7 +117,6 @@ def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
     prepared = _Prepared(
         sql,
         tuple(compiled.positiontup) if compiled.positional else None,
-        tuple(compiled.bind_names.values()),
         defaults,
         frozenset(required),
         processors,

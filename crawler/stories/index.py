@@ -114,6 +114,11 @@ _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindp
 MAX_COPY_CANDIDATES = 64
 
 
+def numbered_keys(keys: Iterable[int]) -> dict[str, int]:
+    """The keys as `_band_candidates` and `_story_candidates` bind them: key0, key1, ..."""
+    return {f"key{number}": key for number, key in enumerate(keys)}
+
+
 @lru_cache(maxsize=8)
 def _band_candidates(keys: int) -> Select[Any]:
     """The candidates for `keys` band keys, bound one by one (key0, key1, ...): the writer runs
@@ -434,7 +439,7 @@ def _link_copies(
         for other_id, other_values in direct.execute(
             session,
             _band_candidates(len(keys)),
-            {f"key{number}": key for number, key in enumerate(keys)} | {"article_id": text.id},
+            numbered_keys(keys) | {"article_id": text.id},
         )
         if sig.estimate(values, other_values) >= sig.ESTIMATE_FLOOR
     ]
@@ -491,7 +496,7 @@ def _cluster(
         candidates = direct.execute(
             session,
             _story_candidates(len(keys)),
-            {f"key{number}": key for number, key in enumerate(keys)}
+            numbered_keys(keys)
             | {
                 "when": when,
                 "start": when - STORY_WINDOW,
