@@ -101,8 +101,6 @@ _TEXTS = (
     .where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
 )
 _INSERT_SIGNATURE = insert(_SIGNATURES)
-_INSERT_BANDS = insert(_BANDS)
-_INSERT_TERMS = insert(_TERMS)
 _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
 # The articles sharing a band with the given keys, with their MinHash (the estimate of the
 # Jaccard drops the candidates far from a copy before their texts are read): at most
@@ -362,9 +360,9 @@ def _insert_signature(
         },
     )
     if signature.shingles:
-        direct.execute_many(
+        direct.insert_rows(
             session,
-            _INSERT_BANDS,
+            _BANDS,
             [
                 {"band_key": key, "article_id": text.id}
                 for key in sorted(set(sig.band_keys(values)))
@@ -374,9 +372,9 @@ def _insert_signature(
     # time: it joins a story only through the texts it copies.
     terms = index_terms(vector) if text.dated else []
     if terms:
-        direct.execute_many(
+        direct.insert_rows(
             session,
-            _INSERT_TERMS,
+            _TERMS,
             [
                 {"term_key": key, "published_at": text.when, "article_id": text.id}
                 for key in sorted({term_key(t) for t in terms})
