@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,6 +44,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
+
+from crawler.mirror import MirrorServer
+from crawler.mirror.lean import LeanServer
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE_SPIDER = Path(__file__).with_name("bare_spider.py")
@@ -71,6 +75,8 @@ class Figures:
     peak_rss_mb: float
     # of the CPU, what the crawl's child processes used (the archive writer), sampled
     children_cpu_ms_per_page: float = 0.0
+    # the bench's own process meanwhile: the site's server (and the sampling), on the same cores
+    server_cpu_ms_per_page: float = 0.0
 
     def line(self, label: str) -> str:
         children = (
@@ -82,7 +88,8 @@ class Figures:
             f"  {label:28} {self.articles:6d} pages ({self.not_modified:5d} x 304) "
             f"{self.pages_per_second:7.1f} pages/s {self.cpu_ms_per_page:6.2f} CPU ms/page"
             f"{children} start-up {self.startup:5.2f} s  wall {self.seconds:6.1f} s  "
-            f"peak RSS {self.peak_rss_mb:6.1f} MB"
+            f"peak RSS {self.peak_rss_mb:6.1f} MB  "
+            f"server {self.server_cpu_ms_per_page:4.2f} CPU ms/page"
         )
 
 
@@ -107,10 +114,9 @@ def tree_rss(root: psutil.Process, children_cpu: dict[int, float] | None = None)
 
 def measure(command: list[str], server: object, env: dict[str, str], log: Path) -> Figures:
     """Run a crawl to its end and measure it from outside."""
-    from crawler.mirror import MirrorServer
-
-    assert isinstance(server, MirrorServer)
+    assert isinstance(server, MirrorServer | LeanServer)
     server.clear_requests()
+    own = resource.getrusage(resource.RUSAGE_SELF)
     launched = time.time()
     with log.open("w") as errors:
         child = subprocess.Popen(
@@ -126,6 +132,8 @@ def measure(command: list[str], server: object, env: dict[str, str], log: Path) 
         peak = max(peak, tree_rss(root, children_cpu))
         time.sleep(SAMPLE_EVERY)
     exited = time.time()
+    own_after = resource.getrusage(resource.RUSAGE_SELF)
+    server_cpu = (own_after.ru_utime + own_after.ru_stime) - (own.ru_utime + own.ru_stime)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {child.returncode}:\n{log.read_text()}")
@@ -143,6 +151,7 @@ def measure(command: list[str], server: object, env: dict[str, str], log: Path) 
         cpu_ms_per_page=1000 * cpu / len(articles),
         peak_rss_mb=peak / 2**20,
         children_cpu_ms_per_page=1000 * sum(children_cpu.values()) / len(articles),
+        server_cpu_ms_per_page=1000 * server_cpu / len(articles),
     )
 
 
@@ -385,9 +394,7 @@ def crawl_command(refresh: bool = False) -> list[str]:
 def bench_database(
     archives: Archives, server: object, workdir: Path, pages: int, rounds: int, big: int
 ) -> Results:
-    from crawler.mirror import MirrorServer
-
-    assert isinstance(server, MirrorServer)
+    assert isinstance(server, MirrorServer | LeanServer)
     sources = workdir / "sources.toml"
     listing_pages = -(-pages // 50) + 1
     sources.write_text(
@@ -467,6 +474,10 @@ def summarise(kind: str, results: Results, big: int) -> None:
         f"{m(crawl, 'startup'):14.2f}  +{startup_gap:.2f} s (target <= +0.3 s)"
     )
     print(
+        f"  the site's server, CPU ms/page   {m(bare, 'server_cpu_ms_per_page'):10.2f} "
+        f"{m(crawl, 'server_cpu_ms_per_page'):14.2f}"
+    )
+    print(
         f"  peak RSS, process tree (MB)      {m(bare, 'peak_rss_mb'):10.1f} "
         f"{m(crawl, 'peak_rss_mb'):14.1f}"
     )
@@ -516,13 +527,19 @@ def main() -> int:
     )
     parser.add_argument("--databases", default="sqlite,postgresql", help="which to bench")
     parser.add_argument("--keep", type=Path, help="keep the generated site and archives here")
+    parser.add_argument(
+        "--server",
+        choices=("lean", "mirror"),
+        default="lean",
+        help="serve the site from memory (lean, the default: about a tenth of the CPU a page) or"
+        " through the tests' MirrorServer, which shares the cores with the crawls it serves",
+    )
     args = parser.parse_args()
     wanted = {name.strip() for name in args.databases.split(",")}
     if "postgresql" in wanted and not args.postgres:
         print("no PostgreSQL URL (--postgres): SQLite only", file=sys.stderr)
         wanted.discard("postgresql")
 
-    from crawler.mirror import MirrorServer
     from crawler.mirror.generated import write_generated_site
 
     with workspace(args.keep) as workdir:
@@ -534,7 +551,8 @@ def main() -> int:
             "no delay, AutoThrottle off, robots.txt obeyed"
         )
         summaries: list[tuple[str, Results]] = []
-        with MirrorServer(site) as server:
+        serving = LeanServer if args.server == "lean" else MirrorServer
+        with serving(site) as server:
             for kind in ("sqlite", "postgresql"):
                 if kind not in wanted:
                     continue

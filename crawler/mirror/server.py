@@ -624,7 +624,12 @@ class MirrorServer:
         except OSError:
             return None
 
-    def _render(self, key: str) -> _Response | None:
+    def render(self, key: str, base_url: str | None = None) -> _Response | None:
+        """The response for a route as it would be served now, with the site's links pointing
+        at `base_url` (by default this server's); None when nothing is served there."""
+        return self._render(key, base_url)
+
+    def _render(self, key: str, base_url: str | None = None) -> _Response | None:
         """The response for a route, or None when nothing is served there."""
         with self._lock:
             current = self._overrides.get(key)
@@ -645,7 +650,7 @@ class MirrorServer:
             body = raw
         else:
             text = raw if isinstance(raw, str) else raw.decode("utf-8")
-            text = text.replace(BASE_PLACEHOLDER, self.base_url)
+            text = text.replace(BASE_PLACEHOLDER, base_url or self.base_url)
             body = text.encode(encoding or charset_of(content_type) or "utf-8")
         headers: dict[str, str] = {}
         if status == 200:
