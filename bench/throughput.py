@@ -77,6 +77,8 @@ class Figures:
     children_cpu_ms_per_page: float = 0.0
     # the bench's own process meanwhile: the site's server (and the sampling), on the same cores
     server_cpu_ms_per_page: float = 0.0
+    # a PostgreSQL server on this machine meanwhile (all of its processes), else 0
+    database_cpu_ms_per_page: float = 0.0
 
     def line(self, label: str) -> str:
         children = (
@@ -90,6 +92,11 @@ class Figures:
             f"{children} start-up {self.startup:5.2f} s  wall {self.seconds:6.1f} s  "
             f"peak RSS {self.peak_rss_mb:6.1f} MB  "
             f"server {self.server_cpu_ms_per_page:4.2f} CPU ms/page"
+            + (
+                f"  PostgreSQL {self.database_cpu_ms_per_page:4.2f} CPU ms/page"
+                if self.database_cpu_ms_per_page
+                else ""
+            )
         )
 
 
@@ -112,11 +119,36 @@ def tree_rss(root: psutil.Process, children_cpu: dict[int, float] | None = None)
     return total
 
 
+def database_cpu() -> float | None:
+    """CPU seconds used so far by the PostgreSQL servers running on this machine (each
+    postmaster, the backends it reaped and those still running); None when there is none."""
+    total, found = 0.0, False
+    for process in psutil.process_iter(["name", "ppid"]):
+        try:
+            if process.info["name"] != "postgres":
+                continue
+            parent = psutil.Process(process.info["ppid"])
+            if parent.name() == "postgres":
+                continue  # a backend: counted below, with its postmaster
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for child in process.children():
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+            found = True
+        except psutil.Error:
+            continue
+    return total if found else None
+
+
 def measure(command: list[str], server: object, env: dict[str, str], log: Path) -> Figures:
     """Run a crawl to its end and measure it from outside."""
     assert isinstance(server, MirrorServer | LeanServer)
     server.clear_requests()
     own = resource.getrusage(resource.RUSAGE_SELF)
+    database_before = (
+        database_cpu() if "postgresql" in env.get("CRAWLER_DATABASE_URL", "") else None
+    )
     launched = time.time()
     with log.open("w") as errors:
         child = subprocess.Popen(
@@ -134,6 +166,12 @@ def measure(command: list[str], server: object, env: dict[str, str], log: Path) 
     exited = time.time()
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     server_cpu = (own_after.ru_utime + own_after.ru_stime) - (own.ru_utime + own.ru_stime)
+    database_after = database_cpu() if database_before is not None else None
+    database = (
+        database_after - database_before
+        if database_before is not None and database_after is not None
+        else 0.0
+    )
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {child.returncode}:\n{log.read_text()}")
@@ -152,6 +190,7 @@ def measure(command: list[str], server: object, env: dict[str, str], log: Path) 
         peak_rss_mb=peak / 2**20,
         children_cpu_ms_per_page=1000 * sum(children_cpu.values()) / len(articles),
         server_cpu_ms_per_page=1000 * server_cpu / len(articles),
+        database_cpu_ms_per_page=1000 * database / len(articles),
     )
 
 
@@ -477,6 +516,11 @@ def summarise(kind: str, results: Results, big: int) -> None:
         f"  the site's server, CPU ms/page   {m(bare, 'server_cpu_ms_per_page'):10.2f} "
         f"{m(crawl, 'server_cpu_ms_per_page'):14.2f}"
     )
+    if m(crawl, "database_cpu_ms_per_page"):
+        print(
+            f"  PostgreSQL server, CPU ms/page   {'':10} "
+            f"{m(crawl, 'database_cpu_ms_per_page'):14.2f}  (on the same cores)"
+        )
     print(
         f"  peak RSS, process tree (MB)      {m(bare, 'peak_rss_mb'):10.1f} "
         f"{m(crawl, 'peak_rss_mb'):14.1f}"
