@@ -36,6 +36,12 @@ WELL_FORMED = [
     ("export", "-fparquet", "--output=out.parquet", "--format", "jsonl"),
     ("changes", "--since", "-2d", "--outlet", "a", "--limit", "10000"),
     ("stories", "--min-outlets", "2", "--outlet", "a", "--until", "2d", "--limit", "7"),
+    ("crawl",),  # neither a source nor --all: typer takes it, and the crawl refuses it
+    ("crawl", "kcna_watch"),
+    ("crawl", "kcna_watch", "urdupoint", "--refresh", "--no-progress", "-s", "A=1", "--set=B=2"),
+    ("crawl", "--all", "-v", "--db", "sqlite:///a.db", "--sources", "s.toml", "-sC=3"),
+    ("crawl", "kcna_watch", "--run-id", "7", "--parent-pid", "123", "--progress", "--verbose"),
+    ("crawl", "--", "-odd-name"),
 ]
 LEFT_TO_TYPER = [
     ("search",),  # no query
@@ -53,6 +59,11 @@ LEFT_TO_TYPER = [
     ("sources", "add", "https://example.com"),
     ("stories", "rebuild"),
     ("changes", "--limit", "10001"),
+    ("crawl", "--help"),
+    ("crawl", "kcna_watch", "--run-id", "seven"),
+    ("crawl", "kcna_watch", "--bogus"),
+    ("crawl", "kcna_watch", "--refresh=yes"),
+    ("crawl", "kcna_watch", "--set"),
 ]
 
 

@@ -155,7 +155,7 @@ def crawl(
             for line in (summary.error_log or "").splitlines()[:MAX_ERROR_LINES]:
                 err.print(f"{summary.source}: {line}", highlight=False, soft_wrap=True)
     if busy or any(s.status != "finished" for s in summaries):
-        raise typer.Exit(1)
+        raise SystemExit(1)  # (not typer.Exit: crawler/cli/quick.py calls this without typer)
 
 
 @app.command()

@@ -1,9 +1,11 @@
-"""The query commands' short way in: their options parsed without typer.
+"""The query commands' and `crawl`'s short way in: their options parsed without typer.
 
 Importing typer (with click, rich's help renderer and pydantic, through which typer 0.29 checks
-every option) costs a query command more than its query; so `crawler.cli.main()` first hands a
-query command's arguments to `run()` here, which parses the options each command declares in
-crawler/cli (same names, defaults and bounds) and calls its work in crawler/cli/querying.py.
+every option) costs a query command more than its query, and a crawl about 35 ms of its
+start-up; so `crawler.cli.main()` first hands a query command's or a crawl's arguments to
+`run()` here, which parses the options each command declares in crawler/cli (same names,
+defaults and bounds) and calls its work in crawler/cli/querying.py (`crawl` in
+crawler/cli/crawl.py).
 Whatever is not a well-formed call of a query command (--help, a subcommand, an option or value
 typer would refuse) is left to typer, so that help and usage errors stay typer's own.
 """
@@ -27,7 +29,7 @@ class Option:
     """An option as a typer command declares it: its parameter and what it takes."""
 
     dest: str
-    kind: str = "text"  # text, path, many (repeatable), flag, int
+    kind: str = "text"  # text, path, many (repeatable), flag, unflag (--no-...), int
     default: Any = None
     low: int | None = None
     high: int | None = None
@@ -44,9 +46,12 @@ _OUTLETS = {"--outlet": Option("outlet", "many")}
 class Command:
     """A query command: its positional parameters and its options (by every name of each)."""
 
-    run: str  # the function in crawler/cli/querying.py
+    run: str  # the function in crawler/cli/querying.py (`module`)
     arguments: tuple[str, ...]
     options: dict[str, Option]
+    module: str = "querying"
+    # the last argument takes every positional value left (none: None, as typer passes it)
+    variadic: bool = False
 
 
 COMMANDS = {
@@ -110,6 +115,25 @@ COMMANDS = {
         | _JSON
         | _COMMON,
     ),
+    "crawl": Command(
+        "crawl",
+        ("source",),
+        {
+            "--all": Option("all_sources", "flag", False),
+            "--refresh": Option("refresh", "flag", False),
+            "--progress": Option("progress", "flag", True),
+            "--no-progress": Option("progress", "unflag", True),
+            "--set": Option("setting", "many"),
+            "-s": Option("setting", "many"),
+            "--run-id": Option("run_id", "int", None, 1),
+            "--parent-pid": Option("parent_pid", "int", None, 1),
+            "--verbose": Option("verbose", "flag", False),
+            "-v": Option("verbose", "flag", False),
+        }
+        | _COMMON,
+        module="crawl",
+        variadic=True,
+    ),
 }
 
 
@@ -135,10 +159,10 @@ def parse(command: Command, args: Sequence[str]) -> dict[str, Any] | None:
         option = command.options.get(name)
         if option is None:
             return None
-        if option.kind == "flag":
+        if option.kind in ("flag", "unflag"):
             if attached is not None:
                 return None
-            values[option.dest] = True
+            values[option.dest] = option.kind == "flag"
             continue
         if attached is None:
             if not pending:
@@ -151,9 +175,19 @@ def parse(command: Command, args: Sequence[str]) -> dict[str, Any] | None:
             values[option.dest] = [*(values[option.dest] or []), value]
         else:
             values[option.dest] = value
-    if len(positional) != len(command.arguments):
+    if command.variadic:
+        *single, rest = command.arguments
+        if len(positional) < len(single):
+            return None
+        taken = positional[len(single) :]
+        values[rest] = taken or None
+        positional = positional[: len(single)]
+        arguments: Sequence[str] = single
+    else:
+        arguments = command.arguments
+    if len(positional) != len(arguments):
         return None
-    return values | dict(zip(command.arguments, positional, strict=True))
+    return values | dict(zip(arguments, positional, strict=True))
 
 
 def _value(option: Option, text: str) -> Any:
@@ -177,9 +211,9 @@ def run(argv: Sequence[str]) -> bool:
     parameters = parse(command, argv[1:]) if command is not None else None
     if command is None or parameters is None:
         return False
-    from crawler.cli import querying
-
-    work: Callable[..., None] | None = getattr(querying, command.run, None)
+    name = f"crawler.cli.{command.module}"
+    __import__(name)  # the import statement's own machinery, so -X importtime shows it
+    work: Callable[..., None] | None = getattr(sys.modules[name], command.run, None)
     if work is None:
         return False
     try:
