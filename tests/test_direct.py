@@ -154,3 +154,34 @@ def test_a_statement_direct_cannot_run_as_sqlalchemy_would_is_refused_naming_it(
             assert direct.execute(session, named, {"wanted": "nobody"}) == []
     finally:
         archive.dispose()
+
+
+def test_postgresql_gets_its_own_placeholders_once_compiled(db_url):
+    # psycopg rewrites %(name)s placeholders at every execution of a query over 4 KB (the story
+    # candidates): on PostgreSQL the statements are compiled to $1, $2, ... and run as they are
+    from crawler.stories.index import _story_candidates, numbered_keys
+
+    archive = Archive(db_url)
+    try:
+        with archive.transaction() as session:
+            dialect = session.connection().dialect
+            statement = _story_candidates(12)
+            when = datetime(2024, 11, 5, tzinfo=UTC)
+            params = numbered_keys(range(12)) | {
+                "when": when,
+                "start": when,
+                "end": when,
+                "article_id": 1,
+            }
+            assert direct.execute(session, statement, params) == []
+            prepared = direct._prepare(statement, dialect, tuple(sorted(params)))
+            if archive.dialect == "postgresql":
+                assert prepared.raw and "$12" in prepared.sql and "%(" not in prepared.sql
+                assert len(prepared.sql) > 4096  # past psycopg's own cache of conversions
+                assert prepared.positions is not None and len(set(prepared.positions)) == len(
+                    prepared.positions
+                )
+            else:
+                assert not prepared.raw and "?" in prepared.sql
+    finally:
+        archive.dispose()
