@@ -230,6 +230,11 @@ class SqliteArchives(Archives):
         for stale in self.workdir.glob(f"{name}.db*"):
             stale.unlink()
         shutil.copyfile(self.big_template if big else self.template, target)
+        if big:
+            # on disk, as a long-kept archive is: otherwise the crawl's first commit (SQLite
+            # syncs the file at a checkpoint) writes the whole fresh copy out, 0.18 s of its
+            # start-up at 200,000 articles
+            os.sync()
         return f"sqlite:///{target}"
 
     def build_big(self, base_url: str, articles: int) -> None:
