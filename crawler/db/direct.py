@@ -69,7 +69,9 @@ class _Prepared:
 
 _PREPARED: dict[tuple[int, str, tuple[str, ...]], tuple[Executable, _Prepared]] = {}
 _LOCK = threading.Lock()
-_DOLLAR: dict[int, Dialect] = {}
+# by the dialect's id: (the dialect, its copy writing $n); the dialect is kept, so its id is
+# not reused by another while its entry is here
+_DOLLAR: dict[int, tuple[Dialect, Dialect]] = {}
 
 
 def _compiling(dialect: Dialect) -> tuple[Dialect, bool]:
@@ -82,12 +84,14 @@ def _compiling(dialect: Dialect) -> tuple[Dialect, bool]:
     if dialect.driver != "psycopg":
         return dialect, False
     found = _DOLLAR.get(id(dialect))
-    if found is None:
-        found = copy.copy(dialect)  # what it learnt from the server (version, ...) kept
-        found.paramstyle = "numeric_dollar"
-        found.positional = True
-        _DOLLAR[id(dialect)] = found
-    return found, True
+    if found is not None and found[0] is dialect:
+        return found[1], True
+    dollar = copy.copy(dialect)  # what it learnt from the server (version, ...) kept
+    dollar.paramstyle = "numeric_dollar"
+    dollar.positional = True
+    with _LOCK:
+        _DOLLAR[id(dialect)] = (dialect, dollar)
+    return dollar, True
 
 
 def _prepare(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Prepared:
