@@ -83,7 +83,11 @@ def run_in_terminal(
         while True:
             if time.monotonic() > deadline:
                 process.kill()
-                raise TimeoutError(f"crawler {' '.join(args)} ran longer than {timeout}s")
+                shown = b"".join(chunks).decode("utf-8", "replace")[-3000:]
+                raise TimeoutError(
+                    f"crawler {' '.join(args)} ran longer than {timeout}s; the terminal showed:"
+                    f"\n{shown}"
+                )
             ready, _, _ = select.select([master], [], [], 0.2)
             if ready:
                 try:
