@@ -28,7 +28,7 @@ from bench.stories_set import (
     predicted_labels,
     store_set,
 )
-from crawler.db.models import Article, ArticleSignature, SignatureBand, Story
+from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm
 from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
@@ -648,3 +648,54 @@ def test_stories_are_the_connected_parts_of_the_neighbour_graph_when_all_are_can
             found.setdefault(row.story_id, set()).add(row.article_id)
     assert len(ids) == 40 and edges > 100 and len(expected_stories) >= 3
     assert {frozenset(p) for p in found.values()} == expected_stories
+
+
+def test_the_index_rows_and_story_candidates_are_the_same_through_either_statement(archive):
+    # PostgreSQL writes an article's signature, bands and terms in one statement and reads its
+    # story candidates through one LATERAL query with the keys as arrays; SQLite runs a
+    # statement each and one subquery per term. Both must give what the per-term statements
+    # give: the rows are the article's band keys and telling terms, and the candidates those
+    # of `_story_candidates`, on this database.
+    from crawler.stories.index import (
+        STORY_WINDOW,
+        _story_candidates,
+        story_candidates,
+    )
+    from crawler.stories.terms import index_terms, term_key
+
+    store_set(archive, labelled_set())
+    with archive.sessions() as session:
+        signatures = session.execute(
+            select(
+                ArticleSignature.article_id,
+                ArticleSignature.minhash,
+                ArticleSignature.shingles,
+                ArticleSignature.terms,
+                ArticleSignature.published_at,
+                Article.published_at.is_not(None).label("dated"),
+            ).join(Article, Article.id == ArticleSignature.article_id)
+        ).all()
+        bands = session.execute(select(SignatureBand.band_key, SignatureBand.article_id)).all()
+        terms = session.execute(select(StoryTerm.term_key, StoryTerm.article_id)).all()
+        compared = 0
+        for row in signatures:
+            mine_bands = {key for key, article_id in bands if article_id == row.article_id}
+            mine_terms = {key for key, article_id in terms if article_id == row.article_id}
+            expected_bands = (
+                set(sig.band_keys(sig.from_bytes(row.minhash))) if row.shingles else set()
+            )
+            keys = sorted({term_key(t) for t in index_terms(row.terms)}) if row.dated else []
+            assert (mine_bands, mine_terms) == (expected_bands, set(keys))
+            if not keys:
+                continue
+            found = story_candidates(session, row.article_id, row.published_at, keys)
+            window = {
+                "when": row.published_at,
+                "start": row.published_at - STORY_WINDOW,
+                "end": row.published_at + STORY_WINDOW,
+                "article_id": row.article_id,
+            }
+            per_term = session.execute(_story_candidates(len(keys)), numbered_keys(keys) | window)
+            assert sorted((r[0], r[2]) for r in found) == sorted((r[0], r[2]) for r in per_term)
+            compared += bool(found)
+    assert len(signatures) == 28 and compared > 10 and terms and bands
