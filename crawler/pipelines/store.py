@@ -35,6 +35,7 @@ class StorePipeline:
         self.crawler = crawler
         self.config: WriterConfig | None = None
         self.writer: ArchiveWriter | None = None
+        self.vectors = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -51,6 +52,10 @@ class StorePipeline:
             TopicTagger(topics).open(session)
         self.config = WriterConfig(context.archive.url, context.source_id, topics)
         self.writer = ArchiveWriter(self.config, self._writer_lost)
+        # On SQLite the writer computes the term vector, which shares the story index's work
+        # between the two processes about evenly; on PostgreSQL the writer also waits on the
+        # server for each statement, and the crawl's core has time to spare.
+        self.vectors = context.archive.dialect == "postgresql"
 
     def _writer_lost(self, reason: str) -> None:
         stop_on_archive_failure(self.crawler, reason)
@@ -70,10 +75,11 @@ class StorePipeline:
             raise DropItem(f"not archived: {item.url}: the crawl is stopping", log_level="DEBUG")
         signature = None
         if isinstance(item, ArticleItem) and not item.rejected and item.title:
-            # a part of the story index that needs the text only, on this process's core: the
-            # MinHash (the writer computes the term vector; bench/throughput.py)
+            # the parts of the story index that need the text only, on this process's core: the
+            # MinHash, and on PostgreSQL the term vector (bench/throughput.py)
             body = "\n\n".join(item.body)
-            signature = text_signature(item.title, body, vector=False)
+            assert self.config is not None
+            signature = text_signature(item.title, body, self.config.topics, vector=self.vectors)
         assert self.writer is not None
         stored = await self.writer.store(context.run_id, item, signature)
         return self._account(item, stored)
