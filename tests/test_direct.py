@@ -64,7 +64,8 @@ def variant(number: int, **changes: Any) -> ArticleItem:
 def pages() -> list[list[ArticleItem]]:
     """Batches covering every way the writer stores a page: new articles in and out of a story,
     a copy of another's text under its own address, the same page again (unchanged), a new
-    version of an article, an undated article."""
+    version of an article. (An undated article's index rows take the time it was stored, which
+    differs between the two archives: tests/test_stories.py stores one.)"""
     first = [variant(n) for n in range(6)]
     copy = variant(40, body=first[2].body)
     changed = variant(3, body=[*first[3].body, "A paragraph added the next day about the talks."])

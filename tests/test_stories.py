@@ -650,52 +650,73 @@ def test_stories_are_the_connected_parts_of_the_neighbour_graph_when_all_are_can
     assert {frozenset(p) for p in found.values()} == expected_stories
 
 
-def test_the_index_rows_and_story_candidates_are_the_same_through_either_statement(archive):
-    # PostgreSQL writes an article's signature, bands and terms in one statement and reads its
-    # story candidates through one LATERAL query with the keys as arrays; SQLite runs a
-    # statement each and one subquery per term. Both must give what the per-term statements
-    # give: the rows are the article's band keys and telling terms, and the candidates those
-    # of `_story_candidates`, on this database.
-    from crawler.stories.index import (
-        STORY_WINDOW,
-        _story_candidates,
-        story_candidates,
-    )
+def test_the_index_rows_and_story_candidates_are_the_same_through_either_statement(
+    archive, monkeypatch
+):
+    # PostgreSQL writes an article's signature, bands and terms in one statement (the keys
+    # bound as arrays) and reads its story candidates through one LATERAL query; SQLite runs a
+    # statement each and one subquery per term. On both databases the rows written must be the
+    # article's band keys and telling terms at its time (an undated article has no terms, a
+    # wordless one no bands). On PostgreSQL the candidates must be those of the per-term query
+    # (on SQLite that is the query `story_candidates` runs), with the bounds on postings per
+    # term and on candidates lowered so that both cut.
+    from crawler.stories import index
+    from crawler.stories.index import _story_candidates, story_candidates, story_window
     from crawler.stories.terms import index_terms, term_key
 
-    store_set(archive, labelled_set())
-    with archive.sessions() as session:
-        signatures = session.execute(
-            select(
-                ArticleSignature.article_id,
-                ArticleSignature.minhash,
-                ArticleSignature.shingles,
-                ArticleSignature.terms,
-                ArticleSignature.published_at,
-                Article.published_at.is_not(None).label("dated"),
-            ).join(Article, Article.id == ArticleSignature.article_id)
-        ).all()
-        bands = session.execute(select(SignatureBand.band_key, SignatureBand.article_id)).all()
-        terms = session.execute(select(StoryTerm.term_key, StoryTerm.article_id)).all()
-        compared = 0
-        for row in signatures:
-            mine_bands = {key for key, article_id in bands if article_id == row.article_id}
-            mine_terms = {key for key, article_id in terms if article_id == row.article_id}
-            expected_bands = (
-                set(sig.band_keys(sig.from_bytes(row.minhash))) if row.shingles else set()
-            )
-            keys = sorted({term_key(t) for t in index_terms(row.terms)}) if row.dated else []
-            assert (mine_bands, mine_terms) == (expected_bands, set(keys))
-            if not keys:
-                continue
-            found = story_candidates(session, row.article_id, row.published_at, keys)
-            window = {
-                "when": row.published_at,
-                "start": row.published_at - STORY_WINDOW,
-                "end": row.published_at + STORY_WINDOW,
-                "article_id": row.article_id,
-            }
-            per_term = session.execute(_story_candidates(len(keys)), numbered_keys(keys) | window)
-            assert sorted((r[0], r[2]) for r in found) == sorted((r[0], r[2]) for r in per_term)
-            compared += bool(found)
-    assert len(signatures) == 28 and compared > 10 and terms and bands
+    monkeypatch.setattr(index, "PER_TERM_SIDE", 2)
+    monkeypatch.setattr(index, "MAX_CANDIDATES", 3)
+    # the statements are built with the bounds of the moment: built again now, and after
+    index._story_candidates.cache_clear()
+    index._story_candidates_array.cache_clear()
+    articles = labelled_set()
+    undated = replace(articles[0], key="undated", url="https://undated.example/1")
+    undated = replace(undated, published_at=None)  # type: ignore[arg-type]
+    wordless = _invented("wordless", "wire_w", "Zorblat Quenrix speaks", "... -- ...", 2)
+    try:
+        ids = store_set(archive, [*articles, undated, wordless])
+        with archive.sessions() as session:
+            signatures = session.execute(
+                select(
+                    ArticleSignature.article_id,
+                    ArticleSignature.minhash,
+                    ArticleSignature.shingles,
+                    ArticleSignature.terms,
+                    ArticleSignature.published_at,
+                    Article.published_at.is_not(None).label("dated"),
+                ).join(Article, Article.id == ArticleSignature.article_id)
+            ).all()
+            bands = session.execute(select(SignatureBand.band_key, SignatureBand.article_id)).all()
+            terms = session.execute(
+                select(StoryTerm.term_key, StoryTerm.article_id, StoryTerm.published_at)
+            ).all()
+            compared = cut = 0
+            for row in signatures:
+                mine_bands = {key for key, article_id in bands if article_id == row.article_id}
+                mine_terms = {
+                    (key, when) for key, article_id, when in terms if article_id == row.article_id
+                }
+                expected_bands = (
+                    set(sig.band_keys(sig.from_bytes(row.minhash))) if row.shingles else set()
+                )
+                keys = sorted({term_key(t) for t in index_terms(row.terms)}) if row.dated else []
+                assert mine_bands == expected_bands
+                assert mine_terms == {(key, row.published_at) for key in keys}
+                if not keys:
+                    assert story_candidates(session, row.article_id, row.published_at, keys) == []
+                    continue
+                found = story_candidates(session, row.article_id, row.published_at, keys)
+                per_term = session.execute(
+                    _story_candidates(len(keys)),
+                    numbered_keys(keys) | story_window(row.article_id, row.published_at),
+                ).all()
+                assert sorted((r[0], r[2]) for r in found) == sorted((r[0], r[2]) for r in per_term)
+                compared += bool(found)
+                cut += len(found) == 3
+        assert len(signatures) == 30 and compared > 10 and cut > 5
+        shingles = {row.article_id: row.shingles for row in signatures}
+        assert shingles[ids["wordless"]] == 0
+        assert not any(article_id == ids["undated"] for _, article_id, _ in terms)
+    finally:
+        index._story_candidates.cache_clear()
+        index._story_candidates_array.cache_clear()

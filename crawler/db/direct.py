@@ -25,10 +25,9 @@ import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Table, bindparam, insert
+from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -228,37 +227,3 @@ def execute_many(
         session.execute(statement, [dict(row) for row in rows])
         return
     _run(session, statement, rows, True)
-
-
-@lru_cache(maxsize=256)
-def _rows_insert(table: Table, columns: tuple[str, ...], count: int | None) -> Executable:
-    """INSERT of `count` rows in one statement, their values bound as column_0, column_1, ...
-    (typed as their columns); of one row per execution when `count` is None."""
-    if count is None:
-        return insert(table)
-    return insert(table).values(
-        [
-            {name: bindparam(f"{name}_{number}", type_=table.c[name].type) for name in columns}
-            for number in range(count)
-        ]
-    )
-
-
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert `rows` (all with the same keys) into `table`.
-
-    On PostgreSQL in one statement: one to parse, plan and run, where `execute_many` sends one
-    per row (a page's 21 band and 12 term rows: the writer's CPU 2.2 -> 1.9 ms a page, measured
-    replaying 3,000 pages). SQLite's driver runs one prepared statement over the rows in C,
-    which measured faster than binding them all in one (1.25 against 1.33 ms a page)."""
-    if not rows:
-        return
-    if not ENABLED:
-        session.execute(insert(table), [dict(row) for row in rows])
-        return
-    columns = tuple(sorted(rows[0]))
-    if session.get_bind().dialect.name == "sqlite":
-        _run(session, _rows_insert(table, columns, None), rows, True)
-        return
-    values = {f"{name}_{number}": row[name] for number, row in enumerate(rows) for name in columns}
-    _run(session, _rows_insert(table, columns, len(rows)), [values], False)

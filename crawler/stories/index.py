@@ -105,6 +105,8 @@ _TEXTS = (
     .where(_ARTICLES.c.id.in_(bindparam("ids", expanding=True)))
 )
 _INSERT_SIGNATURE = insert(_SIGNATURES)
+_INSERT_BANDS = insert(_BANDS)
+_INSERT_TERMS = insert(_TERMS)
 _MINHASH = select(_SIGNATURES.c.minhash).where(_SIGNATURES.c.article_id == bindparam("article_id"))
 # The articles sharing a band with the given keys, with their MinHash (the estimate of the
 # Jaccard drops the candidates far from a copy before their texts are read): at most
@@ -205,9 +207,7 @@ def _story_candidates(keys: int) -> Select[Any]:
         for before in (True, False)
     ]
     found = union_all(*(select(p.c.article_id) for p in postings)).subquery()
-    return select(_SIGNATURES.c.article_id, _TERMS_TEXT, _SIGNATURES.c.story_id).where(
-        _SIGNATURES.c.article_id.in_(_sharing(found))
-    )
+    return _with_vectors(_sharing(found))
 
 
 @lru_cache(maxsize=1)
@@ -223,10 +223,24 @@ def _story_candidates_array() -> Select[Any]:
         .alias("term")
     )
     found = union_all(_postings(term.c.key, True), _postings(term.c.key, False)).lateral("postings")
-    shared = _sharing(found).select_from(term).join(found, true())
+    return _with_vectors(_sharing(found).select_from(term).join(found, true()))
+
+
+def _with_vectors(shared: Select[Any]) -> Select[Any]:
+    """The articles `shared` selects, with their vectors (as stored) and stories."""
     return select(_SIGNATURES.c.article_id, _TERMS_TEXT, _SIGNATURES.c.story_id).where(
         _SIGNATURES.c.article_id.in_(shared)
     )
+
+
+def story_window(article_id: int, when: datetime) -> dict[str, Any]:
+    """The binds of the candidates' queries besides the terms, for an article at `when`."""
+    return {
+        "when": when,
+        "start": when - STORY_WINDOW,
+        "end": when + STORY_WINDOW,
+        "article_id": article_id,
+    }
 
 
 def story_candidates(
@@ -234,12 +248,9 @@ def story_candidates(
 ) -> list[tuple[Any, ...]]:
     """(article id, its vector as stored, its story) of each candidate of the article's story:
     the articles sharing at least `MIN_SHARED_TERMS` of its telling terms within the window."""
-    window = {
-        "when": when,
-        "start": when - STORY_WINDOW,
-        "end": when + STORY_WINDOW,
-        "article_id": article_id,
-    }
+    if not keys:
+        return []
+    window = story_window(article_id, when)
     if session.get_bind().dialect.name == "postgresql":
         return direct.execute(session, _story_candidates_array(), window | {"keys": keys})
     return direct.execute(session, _story_candidates(len(keys)), numbered_keys(keys) | window)
@@ -286,9 +297,10 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
 class TextSignature:
     """What indexing an article computes from its text alone (`text_signature`): its MinHash,
     how many shingles it has and its term vector (None: the indexing computes it). The crawl
-    computes the MinHash on its own core, before the page goes to the archive writer, which
-    computes the vector: that shares the work between the two about evenly. The shingles
-    themselves are made again only when the article has copy candidates (a few in a hundred).
+    computes the MinHash on its own core, before the page goes to the archive writer; on SQLite
+    the writer computes the vector, which shares the work between the two about evenly, and on
+    PostgreSQL the crawl does (crawler/pipelines/store.py). The shingles themselves are made
+    again only when the article has copy candidates (a few in a hundred).
     """
 
     minhash: bytes
@@ -426,10 +438,12 @@ def _insert_signature(
         direct.execute(session, _insert_signature_array(), row | {"bands": bands, "keys": terms})
         return shingle_set, values, vector
     direct.execute(session, _INSERT_SIGNATURE, row)
-    direct.insert_rows(session, _BANDS, [{"band_key": key, "article_id": text.id} for key in bands])
-    direct.insert_rows(
+    direct.execute_many(
+        session, _INSERT_BANDS, [{"band_key": key, "article_id": text.id} for key in bands]
+    )
+    direct.execute_many(
         session,
-        _TERMS,
+        _INSERT_TERMS,
         [{"term_key": key, "published_at": text.when, "article_id": text.id} for key in terms],
     )
     return shingle_set, values, vector
