@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from types import FrameType
 
 from crawler.mirror.server import SITE_NAMES, MirrorSet
+from crawler.wakeup import Wakeup
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,10 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the mirror until SIGINT or SIGTERM; returns the exit status."""
     args = parse_args(argv)
-    stop = threading.Event()
+    stop = Wakeup()  # not a threading.Event: see crawler.wakeup
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.ring()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, url in mirrors.base_urls.items():
             print(f"{name} {url}")
         sys.stdout.flush()
-        # A timed wait keeps the main thread responsive to signals on every platform.
-        while not stop.wait(0.5):
+        while not stop.wait(3600):
             pass
     finally:
         mirrors.stop()

@@ -54,6 +54,7 @@ from crawler.scheduler.jobs import (
     source_of,
     trigger_for,
 )
+from crawler.wakeup import Wakeup
 
 logger = logging.getLogger("crawler.scheduler")
 
@@ -104,9 +105,10 @@ class SchedulerService:
         self.scheduler: BackgroundScheduler | None = None
         self.sources: dict[str, SourceConfig] = {}
         self._active: dict[str, ActiveRun] = {}
+        self._finishing = 0  # runs started and not through with their retry bookkeeping
         self._lock = threading.Lock()
         self._stopping = False
-        self._wake = threading.Event()
+        self._wake = Wakeup()  # rung by the runs' threads and by signals
         self._stop_requested = False
         self._hurry = False
         self._reload_requested = False
@@ -123,7 +125,6 @@ class SchedulerService:
             self.start()
             while not self._stop_requested:
                 self._wake.wait(1.0)
-                self._wake.clear()
                 if self._reload_requested and not self._stop_requested:
                     self._reload_requested = False
                     try:
@@ -142,7 +143,7 @@ class SchedulerService:
             self._hurry = True  # a second SIGTERM / Ctrl-C: stop the running crawls now
         else:
             self._stop_requested = True
-        self._wake.set()
+        self._wake.ring()
 
     def start(self) -> None:
         """Open the archive, clean up after a dead holder, load the schedule and start it."""
@@ -231,7 +232,6 @@ class SchedulerService:
         deadline = time.monotonic() + grace
         while self._active_runs() and time.monotonic() < deadline and not self._hurry:
             self._wake.wait(POLL_SECONDS)
-            self._wake.clear()
         left = self._active_runs()
         if left:
             logger.warning("stopping %s", ", ".join(run.source for run in left))
@@ -241,7 +241,11 @@ class SchedulerService:
         deadline = time.monotonic() + self.options.kill_after.total_seconds() + 60
         while self._active_runs() and time.monotonic() < deadline:
             self._wake.wait(POLL_SECONDS)
-            self._wake.clear()
+        # and their retries scheduled or dropped: APScheduler's shutdown holds the job stores'
+        # lock while it waits for its threads, so a thread still at that would never end
+        deadline = time.monotonic() + 60
+        while self._still_finishing() and time.monotonic() < deadline:
+            self._wake.wait(POLL_SECONDS)
         # Detached first: shutting down, APScheduler would otherwise look for due jobs once more
         # and move on the next run time of any that fell due while paused, which a restart
         # must still find due (to catch it up).
@@ -254,6 +258,10 @@ class SchedulerService:
     def _active_runs(self) -> list[ActiveRun]:
         with self._lock:
             return list(self._active.values())
+
+    def _still_finishing(self) -> bool:
+        with self._lock:
+            return self._finishing > 0
 
     def _misfire_seconds(self) -> int:
         return max(int(self.options.misfire_grace.total_seconds()), 1)
@@ -369,17 +377,22 @@ class SchedulerService:
                 logger.info("%s: already running here; this %s run is skipped", source, trigger)
                 return
             active = self._active[source] = ActiveRun(source)
-        ended: tuple[str, bool] | None = None
+            self._finishing += 1
         try:
-            ended = self._run(config, active, trigger, attempt)
+            ended: tuple[str, bool] | None = None
+            try:
+                ended = self._run(config, active, trigger, attempt)
+            finally:
+                with self._lock:
+                    self._active.pop(source, None)
+            if ended is not None:
+                # after the source is free again: a retry due at once must find it so
+                status, died = ended
+                self._after_run(config, status, attempt, died=died)
         finally:
             with self._lock:
-                self._active.pop(source, None)
-            self._wake.set()
-        if ended is not None:
-            # after the source is free again: a retry due at once must find it so
-            status, died = ended
-            self._after_run(config, status, attempt, died=died)
+                self._finishing -= 1
+            self._wake.ring()
 
     def _run(
         self, source: SourceConfig, active: ActiveRun, trigger: str, attempt: int
