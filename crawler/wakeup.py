@@ -22,7 +22,8 @@ class Wakeup:
         os.set_blocking(self._write, False)
         # closed with the object, when nothing can ring it any more (a closed descriptor's
         # number may be reused by another file, which a late ring would then write into)
-        weakref.finalize(self, _close, self._read, self._write)
+        # (not at interpreter exit: a daemon thread or a signal may still ring it then)
+        weakref.finalize(self, _close, self._read, self._write).atexit = False
 
     def ring(self) -> None:
         """Wake the waiter (now, or at its next wait); safe from a signal handler."""

@@ -22,6 +22,7 @@ def test_stop_waits_for_a_run_still_scheduling_or_dropping_its_retry(db_url: str
     after_run = service._after_run
     in_after_run = threading.Event()
     dropped = threading.Event()
+    shutting_down = threading.Event()
 
     def run_at_once(*_args: object) -> tuple[str, bool]:
         return "finished", False  # no crawl process: the run is over as soon as it starts
@@ -30,17 +31,26 @@ def test_stop_waits_for_a_run_still_scheduling_or_dropping_its_retry(db_url: str
         in_after_run.set()
         while not service._stopping:  # the source is free again and stop() has begun
             time.sleep(0.01)
-        time.sleep(1.0)  # long enough for a stop() that does not wait to be in its shutdown
+        # a stop() that does not wait for this is in APScheduler's shutdown by now
+        shutting_down.wait(5)
         after_run(*args, **kwargs)  # type: ignore[arg-type]
         dropped.set()
 
     service._run = run_at_once  # type: ignore[method-assign]
     service._after_run = slow_after_run  # type: ignore[method-assign]
     service.start()
+    assert service.scheduler is not None
+    shutdown = service.scheduler.shutdown
+
+    def marked_shutdown(*args: object, **kwargs: object) -> None:
+        shutting_down.set()
+        shutdown(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.scheduler.shutdown = marked_shutdown  # type: ignore[method-assign]
     assert in_after_run.wait(60), "the first run did not start"
     stopping = threading.Thread(target=service.stop, daemon=True)
     stopping.start()
     stopping.join(60)
     assert not stopping.is_alive(), "stop() hung"
-    assert dropped.is_set()
+    assert dropped.is_set() and shutting_down.is_set()
     assert service.scheduler is not None and not service.scheduler.running

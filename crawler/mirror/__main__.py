@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, url in mirrors.base_urls.items():
             print(f"{name} {url}")
         sys.stdout.flush()
-        while not stop.wait(3600):
+        # timed: a signal the kernel hands to a server thread does not interrupt this wait
+        while not stop.wait(1.0):
             pass
     finally:
         mirrors.stop()

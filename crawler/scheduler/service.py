@@ -250,7 +250,11 @@ class SchedulerService:
         # and move on the next run time of any that fell due while paused, which a restart
         # must still find due (to catch it up).
         self.scheduler.remove_jobstore("default")
-        self.scheduler.shutdown(wait=True)
+        # a run still at it (its database not answering) would block a waiting shutdown for good
+        stuck = self._still_finishing()
+        if stuck:
+            logger.warning("a run did not finish its bookkeeping; stopping without it")
+        self.scheduler.shutdown(wait=not stuck)
         set_runner(None)
         self.archive.dispose()
         logger.info("scheduler stopped")
