@@ -265,3 +265,81 @@ def test_the_foreign_key_check_refuses_a_reference_to_a_column_that_is_not_uniqu
             assert broken_foreign_keys(conn) == [("child", "p", 2)]
     finally:
         engine.dispose()
+
+
+def _compression(engine, table: str, column: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT attcompression FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"
+                " AND attname = :c"
+            ),
+            {"t": table, "c": column},
+        ).scalar_one()
+
+
+def test_0010_stores_articles_texts_with_lz4_on_postgresql_and_changes_nothing_on_sqlite(
+    empty_db_url,
+):
+    engine = make_engine(empty_db_url)
+    columns = [
+        ("articles", "body"),
+        ("articles", "summary"),
+        ("articles", "search_vector"),
+        ("article_versions", "body"),
+    ]
+    try:
+        upgrade(engine, "0009")
+        before: list[str] = []
+        compare_schema = None
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                compare_schema = conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master ORDER BY name"
+                ).all()
+        else:
+            before = [_compression(engine, t, c) for t, c in columns]
+            assert before == [""] * len(columns)  # the server's default (pglz)
+        upgrade(engine)
+        assert current_revision(engine) == "0010"
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                after = conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master ORDER BY name"
+                ).all()
+            assert after == compare_schema
+            return
+        assert [_compression(engine, t, c) for t, c in columns] == ["l"] * len(columns)
+        # an article stored now is compressed by LZ4 and reads back as it was written
+        body = " ".join(f"paragraph {n} of a long article about the treaty" for n in range(400))
+        with engine.begin() as conn:
+            now = datetime.now(UTC)
+            source = conn.execute(
+                text(
+                    "INSERT INTO sources (name, base_url, created_at)"
+                    " VALUES ('s', 'http://s', :n) RETURNING id"
+                ),
+                {"n": now},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO articles (source_id, url, canonical_url, title, body, partial,"
+                    " content_hash, version, first_seen_at, last_seen_at, updated_at)"
+                    " VALUES (:s, 'http://s/1', 'http://s/1', 't', :b, false, 'h', 1, :n, :n, :n)"
+                ),
+                {"s": source, "b": body, "n": now},
+            )
+        with engine.connect() as conn:
+            stored, method, words = conn.execute(
+                text(
+                    "SELECT body, pg_column_compression(body),"
+                    " search_vector @@ plainto_tsquery('simple', 'treaty') FROM articles"
+                )
+            ).one()
+        assert (stored, method, words) == (body, "lz4", True)
+        command.downgrade(alembic_config(engine), "0009")
+        assert [_compression(engine, t, c) for t, c in columns] == before
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT body FROM articles")).scalar_one() == body
+    finally:
+        engine.dispose()
