@@ -32,6 +32,7 @@ from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, S
 from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index_article, rebuild
+from crawler.stories import index as index
 from crawler.stories import signatures as sig
 from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates, numbered_keys
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
@@ -323,6 +324,78 @@ def test_rebuild_of_the_labelled_set_equals_what_was_built_as_it_came(archive):
     # story ids may differ; the partition and the originals may not
     assert rebuilt[0] == incremental[0]
     assert _partition(rebuilt[1]) == _partition(incremental[1])
+
+
+def _index_state(archive: Archive) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with archive.sessions() as session:
+        signatures = session.execute(
+            select(
+                ArticleSignature.article_id,
+                ArticleSignature.reprint_of,
+                ArticleSignature.similarity,
+                ArticleSignature.story_id,
+            ).order_by(ArticleSignature.article_id)
+        ).all()
+        stories = session.execute(
+            select(
+                Story.id,
+                Story.label,
+                Story.article_count,
+                Story.outlet_count,
+                Story.first_published_at,
+                Story.last_published_at,
+            ).order_by(Story.id)
+        ).all()
+    return [tuple(r) for r in signatures], [tuple(r) for r in stories]
+
+
+def test_a_new_article_indexed_before_its_signature_is_written_gives_what_the_general_path_gave(
+    archive, monkeypatch
+):
+    # a new article that copies nothing finds its story neighbours before its signature is
+    # written and, joining one story alone, is written with it (index._index_new); the general
+    # path writes the signature, then links and clusters it: the same index, row for row
+    articles = labelled_set()
+    store_set(archive, articles)
+    joined_alone: list[int] = []
+    real_joined = index._joined
+
+    def joined(session, story_id, article_id, when):
+        joined_alone.append(article_id)
+        real_joined(session, story_id, article_id, when)
+
+    monkeypatch.setattr(index, "_joined", joined)
+    assert rebuild(archive) == len(articles)
+    fast = _index_state(archive)
+    fast_joins = len(joined_alone)
+
+    def general(session, article_id, topics_file=None, signature=None, new=None):
+        text = index._texts(session, [article_id])[article_id]
+        shingle_set, values, vector = index._insert_signature(session, text, topics_file, None)
+        linked = index._link_copies(session, text, shingle_set, values)
+        index._cluster(session, article_id, None if linked else (text.when, vector, text.dated))
+
+    monkeypatch.setattr(index, "index_article", general)
+    joined_alone.clear()
+    assert rebuild(archive) == len(articles)
+    slow = _index_state(archive)
+    # the general path joins alone as often (its _cluster ends in _joined then too)
+    assert fast_joins >= 5 and len(joined_alone) == fast_joins
+
+    # story ids are drawn afresh by each rebuild: compare through a renumbering by first use
+    def renumbered(state):
+        signatures, stories = state
+        order: dict[object, int] = {}
+        for row in signatures:
+            if row[3] is not None:
+                order.setdefault(row[3], len(order))
+        return (
+            [(*row[:3], None if row[3] is None else order[row[3]]) for row in signatures],
+            sorted((order[row[0]], *row[1:]) for row in stories),
+        )
+
+    assert renumbered(slow) == renumbered(fast)
+    assert any(row[3] is not None for row in fast[0]) and any(row[1] for row in fast[0])
 
 
 def _partition(labels: dict[str, str]) -> set[frozenset[str]]:

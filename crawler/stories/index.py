@@ -358,19 +358,45 @@ def index_article(
     text = new if new is not None else _texts(session, [article_id]).get(article_id)
     if text is None:
         return
-    regroup: set[int] = set()
-    recluster: set[int] = set()
-    if text.indexed:
-        regroup, recluster = _remove(session, article_id)
-    shingle_set, values, vector = _insert_signature(session, text, topics_file, signature)
+    if not text.indexed:
+        _index_new(session, text, topics_file, signature)
+        return
+    regroup, recluster = _remove(session, article_id)
+    shingle_set, values, _ = _insert_signature(session, text, topics_file, signature)
     for copy in _ordered(session, regroup):
         _link_copies(session, copy)
-    linked = _link_copies(session, text, shingle_set, values)
+    _link_copies(session, text, shingle_set, values)
     for member in sorted(recluster):
         _cluster(session, member)
-    # a new article that copies nothing (most): what its row holds is known, no copy to join
-    fresh = None if linked or text.indexed else (text.when, vector, text.dated)
-    _cluster(session, article_id, fresh)
+    _cluster(session, article_id)
+
+
+def _index_new(
+    session: Session, text: _Text, topics_file: str | None, signature: TextSignature | None
+) -> None:
+    """`index_article` of an article not yet indexed. Most copy nothing and join one story
+    alone: their copy candidates and story neighbours are found before their signature is
+    written (neither query reads the article's own rows), and the signature is written with
+    its story, instead of written and then updated (an UPDATE of a row with four indexes, a
+    statement a page: the database server's CPU 0.1 ms a page less, replaying 3,000 pages)."""
+    shingle_set, values, vector, row, bands, terms = _signature(text, topics_file, signature)
+    copies = _copy_candidates(session, text.id, values)
+    if copies:
+        _write_signature(session, row, bands, terms)
+        linked = _link_copies(session, text, shingle_set, values, copies)
+        _cluster(session, text.id, None if linked else (text.when, vector, text.dated))
+        return
+    neighbours = _story_neighbours(session, text.id, text.when, vector, text.dated)
+    stories = set(neighbours.values())
+    if len(stories) == 1 and None not in stories:
+        # what _join does for it: the one story its neighbours are in, joined alone
+        story_id = next(iter(stories))
+        assert story_id is not None
+        _write_signature(session, row | {"story_id": story_id}, bands, terms)
+        _joined(session, story_id, text.id, text.when)
+        return
+    _write_signature(session, row, bands, terms)
+    _join(session, text.id, text.when, neighbours, None)
 
 
 def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
@@ -407,6 +433,17 @@ def _insert_signature(
 ) -> tuple[set[str] | None, Any, dict[str, float]]:
     """The article's signature, bands and story terms; its shingles (None when `signature`
     was given: made again only if needed), MinHash and vector."""
+    shingle_set, values, vector, row, bands, terms = _signature(text, topics_file, signature)
+    _write_signature(session, row, bands, terms)
+    return shingle_set, values, vector
+
+
+def _signature(
+    text: _Text, topics_file: str | None, signature: TextSignature | None
+) -> tuple[set[str] | None, Any, dict[str, float], dict[str, Any], list[int], list[int]]:
+    """The article's shingles (None when `signature` was given), MinHash and vector, and the
+    rows `_write_signature` writes: the signature (without a story), its band keys and its
+    story terms' keys."""
     shingle_set: set[str] | None = None
     if signature is None:
         shingle_set = sig.shingles(text.body)
@@ -434,19 +471,25 @@ def _insert_signature(
     # An undated article (a page replayed without the listing that dated it) has no place in
     # time: it joins a story only through the texts it copies.
     terms = sorted({term_key(t) for t in index_terms(vector)}) if text.dated else []
+    return shingle_set, values, vector, row, bands, terms
+
+
+def _write_signature(
+    session: Session, row: dict[str, Any], bands: list[int], terms: list[int]
+) -> None:
     if session.get_bind().dialect.name == "postgresql":
         direct.execute(session, _insert_signature_array(), row | {"bands": bands, "keys": terms})
-        return shingle_set, values, vector
+        return
+    article_id, when = row["article_id"], row["published_at"]
     direct.execute(session, _INSERT_SIGNATURE, row)
     direct.execute_many(
-        session, _INSERT_BANDS, [{"band_key": key, "article_id": text.id} for key in bands]
+        session, _INSERT_BANDS, [{"band_key": key, "article_id": article_id} for key in bands]
     )
     direct.execute_many(
         session,
         _INSERT_TERMS,
-        [{"term_key": key, "published_at": text.when, "article_id": text.id} for key in terms],
+        [{"term_key": key, "published_at": when, "article_id": article_id} for key in terms],
     )
-    return shingle_set, values, vector
 
 
 def _remove(session: Session, article_id: int) -> tuple[set[int], set[int]]:
@@ -490,23 +533,33 @@ def _copy_group(session: Session, roots: set[int]) -> set[int]:
     return roots | set(session.scalars(_POINTING, {"roots": sorted(roots)}))
 
 
-def _link_copies(
-    session: Session, text: _Text, shingle_set: set[str] | None = None, values: Any = None
-) -> bool:
-    """Link the article into the group of the texts it copies (or that copy it); whether it
-    has any."""
-    if values is None:
-        values = session.execute(_MINHASH, {"article_id": text.id}).scalar_one()
+def _copy_candidates(session: Session, article_id: int, values: Any) -> list[int]:
+    """The articles sharing a band with the MinHash `values` whose estimate is not too low."""
     keys = sig.band_keys(values)
-    candidates = [
+    return [
         other_id
         for other_id, other_values in direct.execute(
             session,
             _band_candidates(len(keys)),
-            numbered_keys(keys) | {"article_id": text.id},
+            numbered_keys(keys) | {"article_id": article_id},
         )
         if sig.estimate(values, other_values) >= sig.ESTIMATE_FLOOR
     ]
+
+
+def _link_copies(
+    session: Session,
+    text: _Text,
+    shingle_set: set[str] | None = None,
+    values: Any = None,
+    candidates: list[int] | None = None,
+) -> bool:
+    """Link the article into the group of the texts it copies (or that copy it); whether it
+    has any. `candidates`: `_copy_candidates` of its MinHash, when already found."""
+    if values is None:
+        values = session.execute(_MINHASH, {"article_id": text.id}).scalar_one()
+    if candidates is None:
+        candidates = _copy_candidates(session, text.id, values)
     if not candidates:
         return False
     if shingle_set is None:
@@ -553,22 +606,7 @@ def _cluster(
         dated = session.execute(_HAS_TERMS, {"article_id": article_id}).first() is not None
     else:
         when, vector, dated = fresh
-    neighbours: dict[int, int | None] = {}  # article id -> its story
-    # an undated article has no story terms: it shares none with anyone
-    keys = [term_key(t) for t in index_terms(vector)]
-    if keys and dated:
-        candidates = story_candidates(session, article_id, when, keys)
-        joined: set[int] = set()  # the stories of the neighbours found so far
-        for other_id, terms, other_story in candidates:
-            # a candidate of a story a neighbour already brings in changes nothing (its story
-            # is joined either way, and only a neighbour without a story is joined by itself):
-            # not compared. Every member of one busy story is a candidate of its next article.
-            if other_story is not None and other_story in joined:
-                continue
-            if cosine(vector, _vector(terms)) >= STORY_THRESHOLD:
-                neighbours[other_id] = other_story
-                if other_story is not None:
-                    joined.add(other_story)
+    neighbours = _story_neighbours(session, article_id, when, vector, dated)
     # the texts it copies or that copy it are in its story, however far apart in time
     if fresh is None:
         root = reprint_of or article_id
@@ -576,6 +614,41 @@ def _cluster(
             for other_id, other_story in session.execute(statement, {"root": root}):
                 if other_id != article_id:
                     neighbours[other_id] = other_story
+    _join(session, article_id, when, neighbours, story_id)
+
+
+def _story_neighbours(
+    session: Session, article_id: int, when: datetime, vector: dict[str, float], dated: bool
+) -> dict[int, int | None]:
+    """The articles within the story window whose vectors are near enough to the article's,
+    with their stories (article id -> story id or None); the article's own rows are not read."""
+    neighbours: dict[int, int | None] = {}
+    # an undated article has no story terms: it shares none with anyone
+    keys = [term_key(t) for t in index_terms(vector)]
+    if not (keys and dated):
+        return neighbours
+    joined: set[int] = set()  # the stories of the neighbours found so far
+    for other_id, terms, other_story in story_candidates(session, article_id, when, keys):
+        # a candidate of a story a neighbour already brings in changes nothing (its story
+        # is joined either way, and only a neighbour without a story is joined by itself):
+        # not compared. Every member of one busy story is a candidate of its next article.
+        if other_story is not None and other_story in joined:
+            continue
+        if cosine(vector, _vector(terms)) >= STORY_THRESHOLD:
+            neighbours[other_id] = other_story
+            if other_story is not None:
+                joined.add(other_story)
+    return neighbours
+
+
+def _join(
+    session: Session,
+    article_id: int,
+    when: datetime,
+    neighbours: dict[int, int | None],
+    story_id: int | None,
+) -> None:
+    """Put the article (in story `story_id`, or in none) and its `neighbours` in one story."""
     if not neighbours:
         return
     stories = {s for s in neighbours.values() if s is not None}
