@@ -31,8 +31,7 @@ from bench.stories_set import (
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm
 from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
-from crawler.stories import index_article, rebuild
-from crawler.stories import index
+from crawler.stories import index, index_article, rebuild
 from crawler.stories import signatures as sig
 from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates, numbered_keys
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
