@@ -103,3 +103,27 @@ def test_a_term_weighs_double_where_it_reads_as_a_name_anywhere_in_the_text():
     assert ratio("", plain + " 3MARBECK said so.", "3marbeck") == expected(1, ENTITY_WEIGHT)
     # the title's first word starts a sentence too; counts add up over title and body
     assert ratio("Marbeck", plain, "marbeck") == expected(3, 1.0)
+
+
+def test_shingles_made_from_bytes_are_the_shingles_encoded():
+    from bench.stories_set import labelled_set
+
+    texts = ["\n\n".join(article.body) for article in labelled_set()]
+    assert any(not text.isascii() for text in texts) and any(text.isascii() for text in texts)
+    texts += [
+        "",
+        "   ",
+        "one",
+        "Kim Jong Un met",
+        "Kim Jong Un met Shoigu",
+        "Kim Jong Un met Shoigu today",
+        "snake_case and digits 2024 stay words; U.S.-DPRK talks, Kim's aide\tsaid\n\nso [again].",
+        "“Quoted” words — with a dash, and a curly ’apostrophe’ — are folded first",
+        "Ким Чен Ын встретился с министром обороны России в Пхеньяне сегодня",
+        "ASCII text ending in a stray byte of punctuation !!! ~~~ ###",
+        "\x00\x7f control\x1fbytes\x0bare not words either",
+    ]
+    for text in texts:
+        expected = {shingle.encode("utf-8") for shingle in sig.shingles(text)}
+        assert sig.shingle_bytes(text) == expected, text[:60]
+        assert np.array_equal(sig.minhash(sig.shingle_bytes(text)), sig.minhash(sig.shingles(text)))

@@ -313,7 +313,7 @@ def text_signature(
 ) -> TextSignature:
     """The signature of an article's stored title and body (its paragraphs joined by a blank
     line, as `archive_article` stores them); without its term vector unless `vector`."""
-    shingle_set = sig.shingles(body)
+    shingle_set = sig.shingle_bytes(body)
     values = sig.minhash(shingle_set)
     return TextSignature(
         sig.to_bytes(values),
