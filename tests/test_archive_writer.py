@@ -26,7 +26,7 @@ from crawler.items import ArticleItem, FetchedPage
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
 from crawler.stories import rebuild
-from crawler.stories.index import text_signature
+from crawler.stories.signing import text_signature
 from tests.conftest import BACKEND, crawl, crawl_runs
 from tests.test_nothing_lost import (
     ARTICLES,

@@ -91,6 +91,36 @@ print(json.dumps(found))
         ]
 
 
+def test_a_crawl_and_its_writer_on_sqlite_load_no_postgresql_dialect_when_storing():
+    # the crawl's process signs each article (crawler.stories.signing) without the story
+    # index's SQL, and the index (in the writer) builds its PostgreSQL-only statements, which
+    # need the dialect's ARRAY, only when asked to: on SQLite neither imports the dialect
+    code = """
+import json, sys
+from crawler.pipelines.store import StorePipeline
+from crawler.stories.signing import text_signature
+signature = text_signature("Kim meets Shoigu", "Kim Jong Un met Sergei Shoigu in Pyongyang today.")
+found = {"crawl": sorted(m for m in ("crawler.stories.index", "sqlalchemy.dialects.postgresql")
+                         if m in sys.modules)}
+from crawler.db.session import Archive
+from crawler.stories import index
+found["writer"] = "sqlalchemy.dialects.postgresql" in sys.modules
+index._insert_signature_array()
+found["postgresql statement"] = "sqlalchemy.dialects.postgresql" in sys.modules
+found["minhash"] = len(signature.minhash)
+print(json.dumps(found))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == {
+        "crawl": [],
+        "writer": False,
+        "postgresql statement": True,
+        "minhash": 126 * 4,
+    }
+
+
 def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():
     from crawler.runner import CRAWL_GC_THRESHOLD, crawl_gc
 

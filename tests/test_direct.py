@@ -20,7 +20,7 @@ from crawler.db.session import Archive
 from crawler.items import ArticleItem
 from crawler.pipelines.clean import clean_article
 from crawler.pipelines.deduplicate import dedup_keys
-from crawler.stories.index import text_signature
+from crawler.stories.signing import text_signature
 from tests.conftest import fresh_archive_url
 from tests.test_archive_writer import article, page_store
 

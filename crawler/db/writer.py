@@ -41,7 +41,7 @@ from crawler.items import ArticleItem, NotModifiedItem
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from crawler.stories.index import TextSignature
+    from crawler.stories.signing import TextSignature
 
 logger = logging.getLogger(__name__)
 

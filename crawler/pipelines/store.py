@@ -24,7 +24,7 @@ from crawler.context import crawl_context, stop_on_archive_failure
 from crawler.db.writer import ArchiveWriter, Stored, WriterConfig
 from crawler.items import ArticleItem, NotModifiedItem
 from crawler.signals import page_error
-from crawler.stories.index import text_signature
+from crawler.stories.signing import text_signature
 from crawler.topics import TopicTagger
 
 logger = logging.getLogger(__name__)

@@ -37,13 +37,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as type_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from crawler.db import direct
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm, utcnow
 from crawler.stories import signatures as sig
+from crawler.stories.signing import TextSignature
 from crawler.stories.terms import INDEX_TERMS, cosine, index_terms, term_key, term_vector
 
 STORY_WINDOW = timedelta(days=3)
@@ -216,6 +216,8 @@ def _story_candidates_array() -> Select[Any]:
     and each one's postings read by the same LATERAL subquery. One statement whatever the
     number of terms, and a plan of two index scans instead of two per term: the database
     server's CPU measured 2.52 -> 2.37 ms a page (3,000 captured pages replayed, alternated)."""
+    from sqlalchemy.dialects.postgresql import ARRAY  # not on SQLite: 25 ms of start-up
+
     term = (
         func.unnest(bindparam("keys", type_=ARRAY(BigInteger)))
         .table_valued("key")
@@ -291,35 +293,6 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, _Text]:
             row[0], row[1], row[2], row[3], when, row[5] is not None, bool(row[6]), bool(row[7])
         )
     return found
-
-
-@dataclass(frozen=True)
-class TextSignature:
-    """What indexing an article computes from its text alone (`text_signature`): its MinHash,
-    how many shingles it has and its term vector (None: the indexing computes it). The crawl
-    computes the MinHash on its own core, before the page goes to the archive writer; on SQLite
-    the writer computes the vector, which shares the work between the two about evenly, and on
-    PostgreSQL the crawl does (crawler/pipelines/store.py). The shingles themselves are made
-    again only when the article has copy candidates (a few in a hundred).
-    """
-
-    minhash: bytes
-    shingles: int
-    vector: dict[str, float] | None
-
-
-def text_signature(
-    title: str, body: str, topics_file: str | None = None, *, vector: bool = True
-) -> TextSignature:
-    """The signature of an article's stored title and body (its paragraphs joined by a blank
-    line, as `archive_article` stores them); without its term vector unless `vector`."""
-    shingle_set = sig.shingle_bytes(body)
-    values = sig.minhash(shingle_set)
-    return TextSignature(
-        sig.to_bytes(values),
-        len(shingle_set),
-        term_vector(title, body, topics_file) if vector else None,
-    )
 
 
 def new_article_text(
@@ -409,6 +382,8 @@ def _insert_signature_array() -> Executable:
     in one statement, the keys bound as arrays; three statements on SQLite. Replaying 3,000
     captured pages, alternated: the writer's CPU 1.68 -> 1.51 ms a page, the server's 2.38 ->
     2.28."""
+    from sqlalchemy.dialects.postgresql import ARRAY  # not on SQLite: 25 ms of start-up
+
     article_id = bindparam("article_id", type_=_SIGNATURES.c.article_id.type)
     signature = insert(_SIGNATURES).values(
         {column.name: bindparam(column.name, type_=column.type) for column in _SIGNATURES.c}
