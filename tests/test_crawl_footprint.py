@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import subprocess
 import sys
@@ -119,6 +120,33 @@ print(json.dumps(found))
         "postgresql statement": True,
         "minhash": 126 * 4,
     }
+
+
+def test_crawl_run_from_the_command_line_imports_no_typer():
+    # crawler/cli/quick.py parses `crawl`'s options itself and calls crawler/cli/crawling.py,
+    # which needs no typer (14 ms of start-up); typer's own command calls the same function
+    code = """
+import json, sys
+from crawler.cli import quick
+command = quick.COMMANDS["crawl"]
+parsed = quick.parse(command, ["kcna_watch", "--no-progress", "-s", "X=1"])
+__import__("crawler.cli." + command.module)
+work = getattr(sys.modules["crawler.cli." + command.module], command.run)
+import inspect
+found = {"typer": "typer" in sys.modules, "parsed": sorted(parsed)}
+found["parameters"] = sorted(inspect.signature(work).parameters)
+print(json.dumps(found))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    found = json.loads(result.stdout)
+    assert found["typer"] is False
+    assert set(found["parsed"]) <= set(found["parameters"])
+    from crawler.cli import crawl as typer_command
+
+    typer_parameters = inspect.signature(typer_command.crawl).parameters
+    assert sorted(typer_parameters) == found["parameters"]
 
 
 def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():

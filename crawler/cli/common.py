@@ -10,6 +10,7 @@ import typer
 from crawler.cli.output import (
     SQLITE_SIDE_FILES,
     check_sources,
+    check_topics,
     err,
     fail,
     marked,
@@ -24,7 +25,6 @@ from crawler.cli.output import (
     sqlite_file,
     written_atomically,
 )
-from crawler.config import ConfigError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -177,14 +177,3 @@ TopicsOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def check_topics() -> None:
-    """Fail with the reason when the topics file (CRAWLER_TOPICS or bundled) is unusable."""
-
-    from crawler.topics import load_topics
-
-    try:
-        load_topics()
-    except ConfigError as exc:
-        raise fail(str(exc)) from None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,7 +13,6 @@ from crawler.cli.common import (
     SourcesOption,
     app,
     check_sources,
-    check_topics,
     counts_table,
     err,
     fail,
@@ -25,25 +22,7 @@ from crawler.cli.common import (
     require_outlet,
     sources_file,
 )
-from crawler.config import ConfigError, database_url, log_dir, run_log_file
-
-# Errors of a run printed at its end (every one is in the run's error log: `crawler runs`).
-MAX_ERROR_LINES = 5
-
-
-def crawl_log_file(run_id: int | None, sources: list[str]) -> Path:
-    """Where a crawl's Scrapy log goes (in `log_dir()`): a scheduled run's file is named after
-    its run, a manual crawl's after its sources and time."""
-    import os
-    from datetime import UTC, datetime
-
-    folder = log_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    if run_id is not None:
-        return run_log_file(run_id)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    named = "+".join(sources) if len(sources) <= 3 else f"{len(sources)}-sources"
-    return folder / f"crawl-{named}-{stamp}-{os.getpid()}.log"
+from crawler.config import ConfigError
 
 
 @app.command()
@@ -79,83 +58,20 @@ def crawl(
 
     A line on stderr when each source starts and ends (and one per error); Scrapy's own log
     goes to a log file (named at the start) unless -v."""
-    from crawler.progress import LiveBoard, summary_table
-    from crawler.runner import RunSummary, crawl_settings, run_crawls
-    from crawler.scheduler.display import format_time
-    from crawler.scheduler.lease import CrawlLeases
+    from crawler.cli.crawling import crawl as run
 
-    config = sources_file(sources)
-    if all_sources == bool(source):
-        raise fail("name the sources to crawl, or give --all (not both)")
-    try:
-        chosen = config.enabled() if all_sources else config.select(source or [])
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    if not chosen:
-        raise fail(f"{config.path}: no enabled source")
-    check_topics()  # the store pipeline reads the topics file: refuse a broken one up front
-    if parent_pid is not None:
-        from crawler.scheduler.child import die_with_parent
-
-        die_with_parent(parent_pid)  # a scheduled run: stop when the scheduler dies
-    if run_id is not None and len(chosen) != 1:
-        raise fail("--run-id goes with exactly one source")
-    archive = open_archive(db)  # migrate (SQLite) or refuse before any spider starts
-    archive.dispose()  # (used again, reconnecting, only for a manual crawl's leases)
-    overrides: dict[str, Any] = {} if run_id is None else {"CRAWLER_RUN_ID": run_id}
-    for pair in setting or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise fail(f"--set {pair!r}: expected NAME=VALUE")
-        overrides[name.strip()] = value
-    settings = crawl_settings(database_url(db), config.path, overrides=overrides)
-    log_file = None
-    if not verbose and "LOG_FILE" not in overrides:
-        log_file = crawl_log_file(run_id, [s.name for s in chosen])
-        settings.set("LOG_FILE", str(log_file), priority="cmdline")
-    # A scheduled run's lease is its scheduler's; a manual crawl takes its sources' leases.
-    leases = None
-    if run_id is None:
-        ttl = timedelta(seconds=settings.getfloat("CRAWLER_LEASE_TTL"))
-        leases = CrawlLeases(archive, ttl)
-        settings.set("CRAWLER_LEASE_HOLDER", leases.holder, priority="cmdline")
-    try:
-        busy = leases.acquire([s.name for s in chosen]) if leases is not None else {}
-        for name, held in busy.items():
-            run = f", run {held.run_id}" if held.run_id else ""
-            err.print(
-                f"[bold]{name}[/]: not crawled: running elsewhere (lease held by {held.holder}"
-                f"{run} until {format_time(held.expires_at)})",
-                highlight=False,
-                emoji=False,  # a holder "host:1234:..." is no ":1234:" emoji code
-            )
-        chosen = [s for s in chosen if s.name not in busy]
-        board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None
-        if board is not None and log_file is None:
-            settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
-        if run_id is None:  # a scheduled run's start and end are the scheduler's to say
-            where = f" (log: {log_file})" if log_file else ""
-            for source_config in chosen:
-                err.print(
-                    f"{source_config.name}: crawl started{where}", highlight=False, soft_wrap=True
-                )
-        summaries: list[RunSummary] = []
-        if chosen:
-            with board if board is not None else contextlib.nullcontext():
-                summaries = run_crawls(chosen, settings, refresh=refresh, board=board)
-    finally:
-        if leases is not None:
-            leases.release()
-        archive.dispose()
-    if summaries:
-        out.print(summary_table(summaries))
-    if run_id is None:
-        for summary in summaries:
-            err.print(f"{summary.source}: {summary.line()}", highlight=False, soft_wrap=True)
-            for line in (summary.error_log or "").splitlines()[:MAX_ERROR_LINES]:
-                err.print(f"{summary.source}: {line}", highlight=False, soft_wrap=True)
-    if busy or any(s.status != "finished" for s in summaries):
-        raise SystemExit(1)  # (not typer.Exit: crawler/cli/quick.py calls this without typer)
+    run(
+        source,
+        all_sources,
+        refresh,
+        progress,
+        setting,
+        db,
+        sources,
+        run_id,
+        parent_pid,
+        verbose,
+    )
 
 
 @app.command()

@@ -35,6 +35,16 @@ def sources_file(path: Path | None) -> SourcesFile:
         raise fail(str(exc)) from None
 
 
+def check_topics() -> None:
+    """Fail with the reason when the topics file (CRAWLER_TOPICS or bundled) is unusable."""
+    from crawler.topics import load_topics
+
+    try:
+        load_topics()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
 def check_sources(path: Path | None) -> None:
     """A --sources file given to a command that does not crawl is still checked."""
     if path is not None:

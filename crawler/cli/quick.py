@@ -5,7 +5,7 @@ every option) costs a query command more than its query, and a crawl about 35 ms
 start-up; so `crawler.cli.main()` first hands a query command's or a crawl's arguments to
 `run()` here, which parses the options each command declares in crawler/cli (same names,
 defaults and bounds) and calls its work in crawler/cli/querying.py (`crawl` in
-crawler/cli/crawl.py).
+crawler/cli/crawling.py).
 Whatever is not a well-formed call of a query command (--help, a subcommand, an option or value
 typer would refuse) is left to typer, so that help and usage errors stay typer's own.
 """
@@ -131,7 +131,7 @@ COMMANDS = {
             "-v": Option("verbose", "flag", False),
         }
         | _COMMON,
-        module="crawl",
+        module="crawling",
         variadic=True,
     ),
 }
