@@ -122,7 +122,7 @@ print(json.dumps(found))
     }
 
 
-def test_crawl_run_from_the_command_line_imports_no_typer():
+def test_crawl_run_from_the_command_line_imports_no_typer(monkeypatch):
     # crawler/cli/quick.py parses `crawl`'s options itself and calls crawler/cli/crawling.py,
     # which needs no typer (14 ms of start-up); typer's own command calls the same function
     code = """
@@ -147,6 +147,14 @@ print(json.dumps(found))
 
     typer_parameters = inspect.signature(typer_command.crawl).parameters
     assert sorted(typer_parameters) == found["parameters"]
+    # the typer command hands every option on under its own name
+    handed: dict[str, object] = {}
+    import crawler.cli.crawling as crawling
+
+    monkeypatch.setattr(crawling, "crawl", lambda **options: handed.update(options))
+    values = {name: f"value of {name}" for name in typer_parameters}
+    typer_command.crawl(**values)
+    assert handed == values
 
 
 def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():

@@ -298,6 +298,17 @@ def test_0010_stores_articles_texts_with_lz4_on_postgresql_and_changes_nothing_o
                     "SELECT name, sql FROM sqlite_master ORDER BY name"
                 ).all()
         else:
+            with engine.connect() as conn:
+                methods = conn.execute(
+                    text(
+                        "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+                    )
+                ).scalar()
+            if methods is None or "lz4" not in methods:
+                # PostgreSQL 13 or older, or built without LZ4: the revision changes nothing
+                upgrade(engine)
+                assert current_revision(engine) == "0010"
+                return
             before = [_compression(engine, t, c) for t, c in columns]
             assert before == [""] * len(columns)  # the server's default (pglz)
         upgrade(engine)

@@ -122,6 +122,7 @@ def test_shingles_made_from_bytes_are_the_shingles_encoded():
         "Ким Чен Ын встретился с министром обороны России в Пхеньяне сегодня",
         "ASCII text ending in a stray byte of punctuation !!! ~~~ ###",
         "\x00\x7f control\x1fbytes\x0bare not words either",
+        "ｆｕｌｌ ＷＩＤＴＨ ﬁnal words fold to ASCII",  # NFKC: the ASCII way, from non-ASCII
     ]
     for text in texts:
         expected = {shingle.encode("utf-8") for shingle in sig.shingles(text)}

@@ -34,6 +34,7 @@ from crawler.mirror import MirrorServer, MirrorSet
 from crawler.stories import index, index_article, rebuild
 from crawler.stories import signatures as sig
 from crawler.stories.index import MAX_COPY_CANDIDATES, _band_candidates, numbered_keys
+from crawler.stories.signing import text_signature
 from tests.conftest import OUTLET_SITES, ROOT, crawl, fresh_archive_url, run_cli, write_sources
 
 # the mirrors' articles, by a part of their URL
@@ -364,9 +365,30 @@ def test_a_new_article_indexed_before_its_signature_is_written_gives_what_the_ge
         real_joined(session, story_id, article_id, when)
 
     monkeypatch.setattr(index, "_joined", joined)
+    written: list[int | None] = []  # the story each signature was written with
+    real_write = index._write_signature
+
+    def write(session, row, bands, terms):
+        written.append(row["story_id"])
+        real_write(session, row, bands, terms)
+
+    monkeypatch.setattr(index, "_write_signature", write)
+    real_index = index.index_article
+
+    def signed(session, article_id, topics_file=None, signature=None, new=None):
+        # as the archive writer indexes: with the MinHash the crawl's process computed
+        text = index._texts(session, [article_id])[article_id]
+        given = text_signature(text.title, text.body, topics_file, vector=False)
+        real_index(session, article_id, topics_file, given)
+
+    monkeypatch.setattr(index, "index_article", signed)
     assert rebuild(archive) == len(articles)
     fast = _index_state(archive)
     fast_joins = len(joined_alone)
+    # the articles written with their story joined one alone (as did some with copy
+    # candidates, through the general path)
+    assert 5 <= sum(story is not None for story in written) <= fast_joins
+    written.clear()
 
     def general(session, article_id, topics_file=None, signature=None, new=None):
         text = index._texts(session, [article_id])[article_id]
@@ -378,8 +400,10 @@ def test_a_new_article_indexed_before_its_signature_is_written_gives_what_the_ge
     joined_alone.clear()
     assert rebuild(archive) == len(articles)
     slow = _index_state(archive)
-    # the general path joins alone as often (its _cluster ends in _joined then too)
+    # the general path joins alone as often (its _cluster ends in _joined then too), each
+    # signature written without a story first
     assert fast_joins >= 5 and len(joined_alone) == fast_joins
+    assert len(written) == len(articles) and set(written) == {None}
 
     # story ids are drawn afresh by each rebuild: compare through a renumbering by first use
     def renumbered(state):

@@ -61,16 +61,16 @@ def crawl(
     from crawler.cli.crawling import crawl as run
 
     run(
-        source,
-        all_sources,
-        refresh,
-        progress,
-        setting,
-        db,
-        sources,
-        run_id,
-        parent_pid,
-        verbose,
+        source=source,
+        all_sources=all_sources,
+        refresh=refresh,
+        progress=progress,
+        setting=setting,
+        db=db,
+        sources=sources,
+        run_id=run_id,
+        parent_pid=parent_pid,
+        verbose=verbose,
     )
 
 

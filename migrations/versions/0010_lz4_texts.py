@@ -10,7 +10,9 @@ slow: storing 3,000 captured pages, the article's INSERT took 0.89 ms a page wit
 0.79 ms with LZ4, alternated (its full-text trigger is most of the rest). LZ4 needs
 PostgreSQL 14 or later built with it (Debian's and the official images are); on a server
 without it, and on SQLite, this revision changes nothing. Values already stored keep their
-compression until they are written again; either reads back the same.
+compression until they are written again; either reads back the same. A `pg_dump` of the
+archive then sets the columns' compression when restored: restoring onto a server without LZ4
+takes `pg_restore --no-toast-compression` (or `pg_dump --no-toast-compression`).
 """
 
 from collections.abc import Sequence
