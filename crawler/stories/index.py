@@ -361,10 +361,8 @@ def _index_new(
         return
     neighbours = _story_neighbours(session, text.id, text.when, vector, text.dated)
     stories = set(neighbours.values())
-    if len(stories) == 1 and None not in stories:
+    if len(stories) == 1 and (story_id := next(iter(stories))) is not None:
         # what _join does for it: the one story its neighbours are in, joined alone
-        story_id = next(iter(stories))
-        assert story_id is not None
         _write_signature(session, row | {"story_id": story_id}, bands, terms)
         _joined(session, story_id, text.id, text.when)
         return
