@@ -291,8 +291,10 @@ def test_a_writer_that_does_not_exit_at_the_crawls_end_is_stopped_after_its_time
 def test_on_postgresql_the_writer_plans_its_statements_again_as_the_crawl_grows(db_url):
     # A generic plan made while `articles` was empty scanned every article of the outlet for
     # each page's lookup: at each doubling of the crawl's pages (while they are much of the
-    # archive) the writer analyses the tables and replaces its connection, whose statements
-    # are then prepared and planned again.
+    # archive) the writer vacuums and analyses the tables and replaces its connection, whose
+    # statements are then prepared and planned again. The vacuum marks the pages of
+    # story_terms visible to all, so that the story candidates' postings are read from the
+    # index alone.
     store = page_store(db_url)
     store._replan_at = 4
     try:
@@ -310,15 +312,16 @@ def test_on_postgresql_the_writer_plans_its_statements_again_as_the_crawl_grows(
             if BACKEND == "sqlite":
                 return False
             with store.archive.engine.connect() as connection:
-                return (
-                    connection.execute(
-                        text(
-                            "SELECT last_analyze FROM pg_stat_user_tables"
-                            " WHERE relname = 'articles'"
-                        )
-                    ).scalar()
-                    is not None
-                )
+                analysed_at, vacuumed_at, visible = connection.execute(
+                    text(
+                        "SELECT a.last_analyze, t.last_vacuum, c.relallvisible"
+                        " FROM pg_stat_user_tables a, pg_stat_user_tables t, pg_class c"
+                        " WHERE a.relname = 'articles' AND t.relname = 'story_terms'"
+                        " AND c.oid = 'story_terms'::regclass"
+                    )
+                ).one()
+                assert (analysed_at is None) == (vacuumed_at is None) == (visible == 0)
+                return analysed_at is not None
 
         first = backend()
         assert not analysed()
