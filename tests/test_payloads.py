@@ -4,15 +4,18 @@ transaction on, a dictionary of a rolled-back transaction never used, and the do
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import zstandard
 from alembic import command
 from sqlalchemy import func, select
 
-from crawler.db.models import CompressionDictionary, Payload, Source
+from crawler.db.models import CompressionDictionary, Payload, Snapshot, Source
 from crawler.db.payloads import DICTIONARY_BYTES, DICTIONARY_PAGES, Unpacker
-from crawler.db.queries import payload_bytes, store_payload
+from crawler.db.queries import payload_bytes, store_payload, store_snapshot
 from crawler.db.session import Archive, alembic_config, make_engine, upgrade
+from crawler.items import FetchedPage
 from crawler.mirror import SITE_NAMES, SITES_DIR
 
 
@@ -36,6 +39,36 @@ def store_each(archive: Archive, source_id: int, pages: list[bytes]) -> list[str
         with archive.transaction() as session:
             digests.append(store_payload(session, page, source_id))
     return digests
+
+
+def test_snapshots_keep_each_body_once_and_read_back_byte_for_byte(archive):
+    # A crawl stores its pages through store_snapshot: on PostgreSQL the payload and the
+    # snapshot are one statement (the payload's row written by a CTE), elsewhere two. Either
+    # way a body fetched twice is kept once, every fetch has its snapshot, and the payloads are
+    # what store_payload alone keeps (the dictionary made from the first pages).
+    pages = mirror_pages("kcna_watch")[:6]
+    fetches = [*pages, pages[0], pages[4]]
+    source_id = add_source(archive, "kcna_watch")
+    stored = []
+    for number, body in enumerate(fetches):
+        url = f"https://kcna_watch.example/{number}"
+        page = FetchedPage(url, url, 200, {"Content-Type": ["text/html"]}, body, datetime.now(UTC))
+        with archive.transaction() as session:
+            stored.append(store_snapshot(session, source_id, None, page))
+    with archive.sessions() as session:
+        snapshots = session.scalars(select(Snapshot).order_by(Snapshot.id)).all()
+        assert [s.id for s in snapshots] == [s.id for s in stored]
+        assert [s.sha256 for s in snapshots] == [s.sha256 for s in stored]
+        assert [s.size for s in snapshots] == [len(body) for body in fetches]
+        assert [payload_bytes(session, s.sha256) for s in snapshots] == fetches
+        assert session.scalar(select(func.count()).select_from(Payload)) == len(pages)
+        dictionary_ids = [session.get_one(Payload, s.sha256).dictionary_id for s in stored]
+    # the same pages through store_payload, into a second outlet of another archive's kind
+    digests = store_each(archive, add_source(archive, "kcna_watch_2"), pages)
+    assert digests == [s.sha256 for s in stored[: len(pages)]]
+    made = dictionary_ids[DICTIONARY_PAGES]
+    assert made is not None
+    assert dictionary_ids == [None] * DICTIONARY_PAGES + [made] * 3 + [None, made]
 
 
 @pytest.mark.parametrize("site", SITE_NAMES)

@@ -70,49 +70,89 @@ def _payload_insert(dialect: str) -> Any:
 
 
 _INSERT_SNAPSHOT = insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
+_SNAPSHOT_COLUMNS = (
+    "source_id",
+    "run_id",
+    "requested_url",
+    "final_url",
+    "status",
+    "headers",
+    "fetched_at",
+    "sha256",
+    "size",
+)
+
+
+@functools.cache
+def _insert_payload_and_snapshot() -> Any:
+    """PostgreSQL: a page's payload (unless its digest is stored) and its snapshot in one
+    statement, the payload's row written by a CTE. Its values are bound as `payload_*`; the
+    snapshot's foreign key is checked at the statement's end, when the payload's row is there.
+    One statement a page less than `store_payload` and `_INSERT_SNAPSHOT` one after the other."""
+    payload = _payload_insert("postgresql").values(
+        {
+            column: bindparam(f"payload_{column}", type_=_PAYLOADS.c[column].type)
+            for column in ("sha256", "size", "content", "dictionary_id")
+        }
+    )
+    snapshot = insert(_SNAPSHOTS).values(
+        {column: bindparam(column, type_=_SNAPSHOTS.c[column].type) for column in _SNAPSHOT_COLUMNS}
+    )
+    return snapshot.add_cte(payload.cte("payload")).returning(_SNAPSHOTS.c.id)
+
+
+def _payload_values(session: Session, body: bytes, source_id: int) -> dict[str, Any]:
+    """The row keeping `body` (compressed, crawler/db/payloads.py) under its sha256."""
+    from crawler.db.payloads import pack  # zstd: for the crawl, not for the queries here
+
+    packed = pack(session, source_id, body)
+    return {
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "size": len(body),
+        "content": packed.content,
+        "dictionary_id": packed.dictionary_id,
+    }
 
 
 def store_payload(session: Session, body: bytes, source_id: int) -> str:
     """Keep `body` once under its sha256 (compressed, crawler/db/payloads.py) and return the
     digest."""
-    from crawler.db.payloads import pack  # zstd: for the crawl, not for the queries here
-
-    digest = hashlib.sha256(body).hexdigest()
-    packed = pack(session, source_id, body)
-    values = {
-        "sha256": digest,
-        "size": len(body),
-        "content": packed.content,
-        "dictionary_id": packed.dictionary_id,
-    }
+    values = _payload_values(session, body, source_id)
     statement = _payload_insert(session.get_bind().dialect.name)
     if statement is not None:
         direct.execute(session, statement, values)
-    elif session.get(Payload, digest) is None:  # other databases: look first
+    elif session.get(Payload, values["sha256"]) is None:  # other databases: look first
         session.execute(insert(_PAYLOADS), values)
-    return digest
+    return str(values["sha256"])
 
 
 def store_snapshot(
     session: Session, source_id: int, run_id: int | None, page: FetchedPage
 ) -> StoredSnapshot:
     """One fetch of a page: its metadata as a row, its bytes once per distinct digest."""
-    digest = store_payload(session, page.body, source_id)
-    [(snapshot_id,)] = direct.execute(
-        session,
-        _INSERT_SNAPSHOT,
-        {
-            "source_id": source_id,
-            "run_id": run_id,
-            "requested_url": page.requested_url,
-            "final_url": page.final_url,
-            "status": page.status,
-            "headers": page.headers,
-            "fetched_at": page.fetched_at,
-            "sha256": digest,
-            "size": len(page.body),
-        },
-    )
+    snapshot = {
+        "source_id": source_id,
+        "run_id": run_id,
+        "requested_url": page.requested_url,
+        "final_url": page.final_url,
+        "status": page.status,
+        "headers": page.headers,
+        "fetched_at": page.fetched_at,
+        "size": len(page.body),
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        payload = _payload_values(session, page.body, source_id)
+        digest = payload["sha256"]
+        [(snapshot_id,)] = direct.execute(
+            session,
+            _insert_payload_and_snapshot(),
+            snapshot
+            | {"sha256": digest}
+            | {f"payload_{column}": value for column, value in payload.items()},
+        )
+    else:
+        digest = store_payload(session, page.body, source_id)
+        [(snapshot_id,)] = direct.execute(session, _INSERT_SNAPSHOT, snapshot | {"sha256": digest})
     return StoredSnapshot(snapshot_id, digest)
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -670,51 +671,44 @@ _OUTLET_KNOWN = (
     )
     .exists()
 )
-_STORY_ROW = select(
-    _STORIES.c.label,
-    _STORIES.c.article_count,
-    _STORIES.c.first_published_at,
-    _STORIES.c.last_published_at,
-    _OUTLET_KNOWN,
-).where(_STORIES.c.id == bindparam("story"))
-
-# What `_joined` writes, built once (building the statement measured more than running it),
-# without and with a new label.
-_JOINED_VALUES = {
-    "article_count": bindparam("article_count"),
-    "first_published_at": bindparam("first_published_at"),
-    "last_published_at": bindparam("last_published_at"),
-    "updated_at": bindparam("updated_at"),
-    "outlet_count": _STORIES.c.outlet_count + bindparam("new_outlet"),
-}
-_JOINED = {
-    relabel: update(_STORIES)
+# What `_joined` writes, built once (building the statement measured more than running it):
+# the story's figures with one more article, in one statement that also returns the story's
+# new size and its label, which is recomputed (a second statement) only when it is due. The
+# story's row was read first and written then: one statement a page less.
+_WHEN = bindparam("when", type_=_STORIES.c.first_published_at.type)
+_JOINED = (
+    update(_STORIES)
     .where(_STORIES.c.id == bindparam("story"))
-    .values(**_JOINED_VALUES, **({"label": bindparam("label")} if relabel else {}))
-    for relabel in (False, True)
-}
+    .values(
+        article_count=_STORIES.c.article_count + 1,
+        first_published_at=case(
+            (_STORIES.c.first_published_at <= _WHEN, _STORIES.c.first_published_at), else_=_WHEN
+        ),
+        last_published_at=case(
+            (_STORIES.c.last_published_at >= _WHEN, _STORIES.c.last_published_at), else_=_WHEN
+        ),
+        updated_at=bindparam("updated_at"),
+        outlet_count=_STORIES.c.outlet_count + case((_OUTLET_KNOWN, 0), else_=1),
+    )
+    .returning(_STORIES.c.article_count, _STORIES.c.label)
+)
+_RELABEL = (
+    update(_STORIES).where(_STORIES.c.id == bindparam("story")).values(label=bindparam("label"))
+)
 
 
 def _joined(session: Session, story_id: int, article_id: int, when: datetime) -> None:
     """`refresh_story` for the commonest change, one article joining a story, from the
     story's figures instead of all of its members: what it writes is what refresh_story
     would, at a cost that does not grow with the story."""
-    [(label, count, first, last, outlet_known)] = direct.execute(
-        session, _STORY_ROW, {"story": story_id, "article_id": article_id}
+    [(count, label)] = direct.execute(
+        session,
+        _JOINED,
+        {"story": story_id, "article_id": article_id, "when": when, "updated_at": utcnow()},
     )
-    count += 1
-    values: dict[str, Any] = {
-        "story": story_id,
-        "article_count": count,
-        "first_published_at": min(first, when),
-        "last_published_at": max(last, when),
-        "updated_at": utcnow(),
-        "new_outlet": 0 if outlet_known else 1,
-    }
-    relabel = _label_due(label, count)
-    if relabel:
-        values["label"] = _representative_title(session, story_id)
-    direct.execute(session, _JOINED[relabel], values)
+    if _label_due(label, count):
+        label = _representative_title(session, story_id)
+        direct.execute(session, _RELABEL, {"story": story_id, "label": label})
 
 
 def refresh_story(session: Session, story_id: int) -> None:
