@@ -11,15 +11,21 @@ from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    Integer,
+    String,
     Table,
     bindparam,
+    false,
     insert,
     literal_column,
+    null,
     or_,
     select,
+    true,
     union_all,
     update,
 )
+from sqlalchemy import cast as type_cast
 from sqlalchemy.orm import Session
 
 from crawler.db import direct
@@ -267,6 +273,53 @@ _CONTENT_FIELDS = (
 )
 
 
+# The columns archive_article writes of a new article.
+_NEW_ARTICLE_COLUMNS = (
+    "source_id",
+    "url",
+    "canonical_url",
+    "body",
+    "language",
+    "outlet_article_id",
+    "content_hash",
+    "version",
+    "first_seen_at",
+    "last_seen_at",
+    "updated_at",
+    "snapshot_id",
+    *_CONTENT_FIELDS,
+)
+
+
+@functools.cache
+def _lookup_or_insert() -> Any:
+    """PostgreSQL: `_LOOKUP`, and the article inserted when it finds none, in one statement
+    (one round trip a new article less): the found article's row, else the new one's id, with
+    whether it was inserted."""
+    found = _LOOKUP.cte("found")
+    values = select(
+        *(bindparam(name, type_=_ARTICLES.c[name].type) for name in _NEW_ARTICLE_COLUMNS)
+    ).where(~select(found.c.id).exists())
+    new = (
+        insert(_ARTICLES)
+        .from_select(list(_NEW_ARTICLE_COLUMNS), values)
+        .returning(_ARTICLES.c.id)
+        .cte("new")
+    )
+    return union_all(
+        select(*found.c, false().label("inserted")),
+        select(
+            new.c.id,
+            type_cast(null(), String),
+            type_cast(null(), Integer),
+            type_cast(null(), _ARTICLES.c.last_seen_at.type),
+            type_cast(null(), Integer),
+            type_cast(null(), Integer),
+            true(),
+        ),
+    )
+
+
 def archive_article(
     session: Session, source_id: int, item: ArticleItem, seen_at: datetime | None = None
 ) -> tuple[Outcome, ArticleRef]:
@@ -278,27 +331,33 @@ def archive_article(
     assert item.canonical_url and item.content_hash and item.title
     seen_at = seen_at or utcnow()
     body = "\n\n".join(item.body)
-    current = _lookup(session, source_id, item.canonical_url, item.content_hash)
-    if current is None:
-        [(new_id,)] = direct.execute(
-            session,
-            _INSERT_ARTICLE,
-            {
-                "source_id": source_id,
-                "url": item.url,
-                "canonical_url": item.canonical_url,
-                "body": body,
-                "language": item.language,
-                "outlet_article_id": item.outlet_article_id,
-                "content_hash": item.content_hash,
-                "version": 1,
-                "first_seen_at": seen_at,
-                "last_seen_at": seen_at,
-                "updated_at": seen_at,
-                "snapshot_id": item.snapshot_id,
-                **{name: getattr(item, name) for name in _CONTENT_FIELDS},
-            },
+    new = {
+        "source_id": source_id,
+        "url": item.url,
+        "canonical_url": item.canonical_url,
+        "body": body,
+        "language": item.language,
+        "outlet_article_id": item.outlet_article_id,
+        "content_hash": item.content_hash,
+        "version": 1,
+        "first_seen_at": seen_at,
+        "last_seen_at": seen_at,
+        "updated_at": seen_at,
+        "snapshot_id": item.snapshot_id,
+        **{name: getattr(item, name) for name in _CONTENT_FIELDS},
+    }
+    current: _Found | None
+    if session.get_bind().dialect.name == "postgresql":
+        [(*row, inserted)] = direct.execute(
+            session, _lookup_or_insert(), new | {"digest": item.content_hash}
         )
+        if inserted:
+            return Outcome.NEW, ArticleRef(row[0], 1, seen_at)
+        current = _Found(*row)
+    else:
+        current = _lookup(session, source_id, item.canonical_url, item.content_hash)
+    if current is None:
+        [(new_id,)] = direct.execute(session, _INSERT_ARTICLE, new)
         return Outcome.NEW, ArticleRef(new_id, 1, seen_at)
     article_id = current.id
     last_seen = max(current.last_seen_at, seen_at)
