@@ -28,6 +28,7 @@ from bench.stories_set import (
     predicted_labels,
     store_set,
 )
+from crawler.db import direct
 from crawler.db.models import Article, ArticleSignature, SignatureBand, Story, StoryTerm
 from crawler.db.session import Archive, alembic_config
 from crawler.mirror import MirrorServer, MirrorSet
@@ -357,22 +358,30 @@ def test_a_new_article_indexed_before_its_signature_is_written_gives_what_the_ge
     # path writes the signature, then links and clusters it: the same index, row for row
     articles = labelled_set()
     store_set(archive, articles)
-    joined_alone: list[int] = []
-    real_joined = index._joined
+    joined_alone: list[int] = []  # the articles that joined a story alone (_joined's figures)
+    real_values = index._joined_values
 
-    def joined(session, story_id, article_id, when):
+    def joined_values(story_id, article_id, when):
         joined_alone.append(article_id)
-        real_joined(session, story_id, article_id, when)
+        return real_values(story_id, article_id, when)
 
-    monkeypatch.setattr(index, "_joined", joined)
+    monkeypatch.setattr(index, "_joined_values", joined_values)
     written: list[int | None] = []  # the story each signature was written with
-    real_write = index._write_signature
+    # on SQLite a signature is one statement and its bands and terms two more; on PostgreSQL
+    # one statement, which also updates the story an article joins alone
+    signature_writes = {
+        id(index._INSERT_SIGNATURE),
+        id(index._insert_signature_array()),
+        id(index._insert_signature_joining()),
+    }
+    real_execute = direct.execute
 
-    def write(session, row, bands, terms):
-        written.append(row["story_id"])
-        real_write(session, row, bands, terms)
+    def execute(session, statement, params):
+        if id(statement) in signature_writes:
+            written.append(params["story_id"])
+        return real_execute(session, statement, params)
 
-    monkeypatch.setattr(index, "_write_signature", write)
+    monkeypatch.setattr(direct, "execute", execute)
     real_index = index.index_article
 
     def signed(session, article_id, topics_file=None, signature=None, new=None):
@@ -575,11 +584,24 @@ def test_an_article_joins_only_the_stories_of_its_neighbours_not_of_every_candid
     # and one more of the first story, from an outlet it already has, a day later
     again = replace(last, key="d", outlet="wire_a", url="https://wire_a.example/d")
     again = replace(again, published_at=last.published_at + timedelta(days=1))
-    ids = store_set(archive, [*first, *second, last, again])
+    # and one in its own words, from another outlet the story has, the day before its first:
+    # it copies nothing and joins the story alone (the story's figures updated from its own,
+    # not counted again from its members)
+    earlier = _invented(
+        "e",
+        "wire_b",
+        "Pellandra hall for Zorblat Quenrix",
+        "Zorblat Quenrix will see Mivander Ostrel in Pellandra, Mivander Ostrel said. Pellandra "
+        "hall waits for Zorblat Quenrix and Mivander Ostrel.",
+        1,
+    )
+    earlier = replace(earlier, published_at=first[0].published_at - timedelta(hours=20))
+    ids = store_set(archive, [*first, *second, last, again, earlier])
     with archive.sessions() as session:
         story = {key: session.get_one(ArticleSignature, ids[key]).story_id for key in ids}
         assert story["a1"] is not None and story["b1"] is not None
-        assert story["a1"] == story["a2"] == story["c"] == story["d"]
+        assert story["a1"] == story["a2"] == story["c"] == story["d"] == story["e"]
+        assert session.get_one(ArticleSignature, ids["e"]).reprint_of is None
         assert story["b1"] == story["b2"] != story["a1"]
         stories = {s.id: s for s in session.scalars(select(Story))}
         figures = {
@@ -587,7 +609,7 @@ def test_an_article_joins_only_the_stories_of_its_neighbours_not_of_every_candid
             for s in stories.values()
         }
         assert figures == {
-            story["a1"]: (4, 3, first[0].published_at, again.published_at),
+            story["a1"]: (5, 3, earlier.published_at, again.published_at),
             story["b1"]: (2, 2, second[0].published_at, second[0].published_at),
         }
     # what was kept up to date article by article is what a rebuild computes from scratch

@@ -418,8 +418,17 @@ def _index_new(
     stories = set(neighbours.values())
     if len(stories) == 1 and (story_id := next(iter(stories))) is not None:
         # what _join does for it: the one story its neighbours are in, joined alone
-        _write_signature(session, row | {"story_id": story_id}, bands, terms)
-        _joined(session, story_id, text.id, text.when)
+        row = row | {"story_id": story_id}
+        if session.get_bind().dialect.name != "postgresql":
+            _write_signature(session, row, bands, terms)
+            _joined(session, story_id, text.id, text.when)
+            return
+        [(count, label)] = direct.execute(
+            session,
+            _insert_signature_joining(),
+            row | {"bands": bands, "keys": terms} | _joined_values(story_id, text.id, text.when),
+        )
+        _relabel_if_due(session, story_id, count, label)
         return
     _write_signature(session, row, bands, terms)
     _join(session, text.id, text.when, neighbours, None)
@@ -430,11 +439,9 @@ def _ordered(session: Session, ids: Iterable[int]) -> list[_Text]:
 
 
 @lru_cache(maxsize=1)
-def _insert_signature_array() -> Executable:
-    """PostgreSQL: an article's signature, its band keys (`bands`) and its story terms (`keys`)
-    in one statement, the keys bound as arrays; three statements on SQLite. Replaying 3,000
-    captured pages, alternated: the writer's CPU 1.68 -> 1.51 ms a page, the server's 2.38 ->
-    2.28."""
+def _signature_inserts() -> tuple[Any, Any, Any]:
+    """PostgreSQL: the INSERTs of an article's signature, its band keys (`bands`) and its
+    story terms (`keys`), the keys bound as arrays."""
     from sqlalchemy.dialects.postgresql import ARRAY  # not on SQLite: 25 ms of start-up
 
     article_id = bindparam("article_id", type_=_SIGNATURES.c.article_id.type)
@@ -453,7 +460,33 @@ def _insert_signature_array() -> Executable:
             article_id,
         ),
     )
+    return signature, bands, terms
+
+
+@lru_cache(maxsize=1)
+def _insert_signature_array() -> Executable:
+    """PostgreSQL: an article's signature, its band keys and its story terms in one statement;
+    three statements on SQLite. Replaying 3,000 captured pages, alternated: the writer's CPU
+    1.68 -> 1.51 ms a page, the server's 2.38 -> 2.28."""
+    signature, bands, terms = _signature_inserts()
     return terms.add_cte(signature.cte("signature")).add_cte(bands.cte("bands"))
+
+
+@lru_cache(maxsize=1)
+def _insert_signature_joining() -> Executable:
+    """PostgreSQL: `_insert_signature_array` of an article written with its story, and the
+    story's figures with it in (`_JOINED`, the article's outlet bound as `source_id`: the
+    statement does not see the signature it writes), in one statement returning the story's
+    new size and label: one round trip a page less."""
+    signature, bands, terms = _signature_inserts()
+    joined = _joined_update(_outlet_known(bindparam("source_id"))).cte("joined")
+    return (
+        select(joined.c.article_count, joined.c.label)
+        .add_cte(signature.cte("signature"))
+        .add_cte(bands.cte("bands"))
+        .add_cte(terms.cte("terms"))
+        .add_cte(joined)
+    )
 
 
 def _insert_signature(
@@ -730,53 +763,74 @@ def _join(
         refresh_story(session, target)
 
 
-_OUTLET_KNOWN = (
-    select(_SIGNATURES.c.article_id)
-    .where(
-        _SIGNATURES.c.story_id == bindparam("story"),
-        _SIGNATURES.c.source_id
-        == select(_SIGNATURES.c.source_id)
-        .where(_SIGNATURES.c.article_id == bindparam("article_id"))
-        .scalar_subquery(),
-        _SIGNATURES.c.article_id != bindparam("article_id"),
+def _outlet_known(source: Any) -> Any:
+    """Whether the story (`story`) has another article (than `article_id`) of the outlet
+    `source`."""
+    return (
+        select(_SIGNATURES.c.article_id)
+        .where(
+            _SIGNATURES.c.story_id == bindparam("story"),
+            _SIGNATURES.c.source_id == source,
+            _SIGNATURES.c.article_id != bindparam("article_id"),
+        )
+        .exists()
     )
-    .exists()
-)
+
+
+def _joined_update(outlet_known: Any) -> Any:
+    """The story's (`story`) figures with one more article, at `when`, returning its new size
+    and its label."""
+    when = bindparam("when", type_=_STORIES.c.first_published_at.type)
+    return (
+        update(_STORIES)
+        .where(_STORIES.c.id == bindparam("story"))
+        .values(
+            article_count=_STORIES.c.article_count + 1,
+            first_published_at=case(
+                (_STORIES.c.first_published_at <= when, _STORIES.c.first_published_at),
+                else_=when,
+            ),
+            last_published_at=case(
+                (_STORIES.c.last_published_at >= when, _STORIES.c.last_published_at),
+                else_=when,
+            ),
+            updated_at=bindparam("updated_at"),
+            outlet_count=_STORIES.c.outlet_count + case((outlet_known, 0), else_=1),
+        )
+        .returning(_STORIES.c.article_count, _STORIES.c.label)
+    )
+
+
 # What `_joined` writes, built once (building the statement measured more than running it):
 # the story's figures with one more article, in one statement that also returns the story's
 # new size and its label, which is recomputed (a second statement) only when it is due. The
 # story's row was read first and written then: one statement a page less.
-_WHEN = bindparam("when", type_=_STORIES.c.first_published_at.type)
-_JOINED = (
-    update(_STORIES)
-    .where(_STORIES.c.id == bindparam("story"))
-    .values(
-        article_count=_STORIES.c.article_count + 1,
-        first_published_at=case(
-            (_STORIES.c.first_published_at <= _WHEN, _STORIES.c.first_published_at), else_=_WHEN
-        ),
-        last_published_at=case(
-            (_STORIES.c.last_published_at >= _WHEN, _STORIES.c.last_published_at), else_=_WHEN
-        ),
-        updated_at=bindparam("updated_at"),
-        outlet_count=_STORIES.c.outlet_count + case((_OUTLET_KNOWN, 0), else_=1),
+_JOINED = _joined_update(
+    _outlet_known(
+        select(_SIGNATURES.c.source_id)
+        .where(_SIGNATURES.c.article_id == bindparam("article_id"))
+        .scalar_subquery()
     )
-    .returning(_STORIES.c.article_count, _STORIES.c.label)
 )
 _RELABEL = (
     update(_STORIES).where(_STORIES.c.id == bindparam("story")).values(label=bindparam("label"))
 )
 
 
+def _joined_values(story_id: int, article_id: int, when: datetime) -> dict[str, Any]:
+    return {"story": story_id, "article_id": article_id, "when": when, "updated_at": utcnow()}
+
+
 def _joined(session: Session, story_id: int, article_id: int, when: datetime) -> None:
     """`refresh_story` for the commonest change, one article joining a story, from the
     story's figures instead of all of its members: what it writes is what refresh_story
     would, at a cost that does not grow with the story."""
-    [(count, label)] = direct.execute(
-        session,
-        _JOINED,
-        {"story": story_id, "article_id": article_id, "when": when, "updated_at": utcnow()},
-    )
+    [(count, label)] = direct.execute(session, _JOINED, _joined_values(story_id, article_id, when))
+    _relabel_if_due(session, story_id, count, label)
+
+
+def _relabel_if_due(session: Session, story_id: int, count: int, label: str) -> None:
+    """The label of a story now of `count` articles, recomputed when it is due."""
     if _label_due(label, count):
         label = _representative_title(session, story_id)
         direct.execute(session, _RELABEL, {"story": story_id, "label": label})
