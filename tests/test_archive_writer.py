@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +89,43 @@ def counts(db_url: str) -> tuple[int, int, int, int]:
             )
     finally:
         archive.dispose()
+
+
+def test_every_address_of_a_page_is_made_known_with_its_article_and_snapshot(db_url):
+    # A page reached through a redirect, under an address other than its canonical one:
+    # each of its addresses is archived as its article, with the snapshot just fetched; a
+    # later fetch of one of them moves that one to the new snapshot (on PostgreSQL the
+    # addresses are written by one statement, bound as an array; elsewhere a row each).
+    item = article(1)
+    requested = f"{BASE}/newstream/1/old-slug/"
+    item.url = f"{BASE}/newstream/1/story-1/?from=list"
+    assert item.page is not None
+    item.page = replace(item.page, requested_url=requested)
+    again = article(1)
+    store = page_store(db_url)
+    try:
+        [(_, first)] = store.store_batch([(0, None, item, None)])
+        [(_, second)] = store.store_batch([(1, None, again, None)])
+    finally:
+        store.close()
+    assert first.outcome == "new" and second.outcome == "unchanged"
+    archive = Archive(db_url)
+    try:
+        with archive.sessions() as session:
+            rows = session.execute(
+                select(
+                    ArticleUrl.url, ArticleUrl.state, ArticleUrl.article_id, ArticleUrl.snapshot_id
+                ).order_by(ArticleUrl.url)
+            ).all()
+    finally:
+        archive.dispose()
+    canonical = again.url
+    assert {tuple(row) for row in rows} == {
+        (requested, "archived", first.article_id, first.snapshot_id),
+        (item.url, "archived", first.article_id, first.snapshot_id),
+        (canonical, "archived", first.article_id, second.snapshot_id),
+    }
+    assert first.snapshot_id != second.snapshot_id
 
 
 def test_a_batch_commits_together_and_a_rerun_changes_nothing(db_url):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     false,
+    func,
     insert,
     literal_column,
     null,
@@ -541,7 +542,42 @@ def record_urls(
     ]
     if not rows:
         return
-    direct.execute_many(session, _record_urls_upsert(session.get_bind().dialect.name), rows)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # one statement, the addresses bound as an array: an executemany of one to four rows
+        # (psycopg pipelines it) measured a tenth of the archive writer's time
+        urls_array = [row.pop("url") for row in rows]
+        direct.execute(session, _record_urls_array(), rows[0] | {"urls": urls_array})
+        return
+    direct.execute_many(session, _record_urls_upsert(dialect), rows)
+
+
+@functools.cache
+def _record_urls_array() -> Any:
+    """PostgreSQL: `_record_urls_upsert` of every address in `urls` (an array), the other
+    columns the same for each."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    columns = ("source_id", "state", "article_id", "snapshot_id", "attempts", "found_at")
+    url = func.unnest(bindparam("urls", type_=ARRAY(String))).table_valued("url").alias("url")
+    statement = pg_insert(_ARTICLE_URLS).from_select(
+        ["url", *columns, "updated_at"],
+        select(
+            url.c.url,
+            *(bindparam(name, type_=_ARTICLE_URLS.c[name].type) for name in columns),
+            bindparam("updated_at", type_=_ARTICLE_URLS.c.updated_at.type),
+        ),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_ARTICLE_URLS.c.source_id, _ARTICLE_URLS.c.url],
+        set_={
+            "state": statement.excluded.state,
+            "article_id": statement.excluded.article_id,
+            "snapshot_id": statement.excluded.snapshot_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
 
 
 @functools.cache
