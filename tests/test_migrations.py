@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic import command
@@ -223,18 +224,19 @@ def test_the_foreign_key_check_after_a_migration_finds_what_sqlites_pragma_finds
                 " (2, 7, 'u2', 'u2', 'T', 'B', 0, 'h', 1, '2025-01-01', '2025-01-01', '2025-01-01')"
             )
             assert broken_foreign_keys(conn) == [("articles", "source_id", 7)]
+            conn.exec_driver_sql("INSERT INTO topics (id, name) VALUES (5, 'a'), (6, 'b')")
             conn.exec_driver_sql(
-                "INSERT INTO signature_bands (band_key, article_id) VALUES (5, 1), (6, 9), (7, 9)"
+                "INSERT INTO article_topics (article_id, topic_id) VALUES (1, 5), (9, 5), (9, 6)"
             )
             found = broken_foreign_keys(conn)
             pragma = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
             assert sorted(found) == [
+                ("article_topics", "article_id", 9),
                 ("articles", "source_id", 7),
-                ("signature_bands", "article_id", 9),
             ]
-            # the pragma names the same tables (a row per referencing row: the bands' twice)
-            assert sorted({row[0] for row in pragma}) == ["articles", "signature_bands"]
-            conn.exec_driver_sql("DELETE FROM signature_bands WHERE article_id = 9")
+            # the pragma names the same tables (a row per referencing row: the topics' twice)
+            assert sorted({row[0] for row in pragma}) == ["article_topics", "articles"]
+            conn.exec_driver_sql("DELETE FROM article_topics WHERE article_id = 9")
             conn.exec_driver_sql("UPDATE articles SET source_id = 1")
             assert broken_foreign_keys(conn) == []
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
@@ -306,12 +308,12 @@ def test_0010_stores_articles_texts_with_lz4_on_postgresql_and_changes_nothing_o
                 ).scalar()
             if methods is None or "lz4" not in methods:
                 # PostgreSQL 13 or older, or built without LZ4: the revision changes nothing
-                upgrade(engine)
+                upgrade(engine, "0010")
                 assert current_revision(engine) == "0010"
                 return
             before = [_compression(engine, t, c) for t, c in columns]
             assert before == [""] * len(columns)  # the server's default (pglz)
-        upgrade(engine)
+        upgrade(engine, "0010")
         assert current_revision(engine) == "0010"
         if engine.dialect.name == "sqlite":
             with engine.connect() as conn:
@@ -352,5 +354,93 @@ def test_0010_stores_articles_texts_with_lz4_on_postgresql_and_changes_nothing_o
         assert [_compression(engine, t, c) for t, c in columns] == before
         with engine.connect() as conn:
             assert conn.execute(text("SELECT body FROM articles")).scalar_one() == body
+    finally:
+        engine.dispose()
+
+
+def _postings(engine: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        bands = conn.execute(text("SELECT band_key, article_id FROM signature_bands ORDER BY 1, 2"))
+        terms = conn.execute(text("SELECT term_key, article_id FROM story_terms ORDER BY 1, 2"))
+        return [tuple(r) for r in bands], [tuple(r) for r in terms]
+
+
+def _referenced(engine: Any, table: str) -> list[str]:
+    return sorted(key["referred_table"] for key in inspect(engine).get_foreign_keys(table))
+
+
+def test_0011_keeps_the_postings_with_their_signature_by_a_trigger_not_foreign_keys(
+    empty_db_url,
+):
+    # the postings lose their foreign keys (checked for each of an article's 33 rows) and
+    # keep every row; deleting a signature, or the article (whose key cascades to its
+    # signature), deletes its postings as the keys' cascade did; the downgrade puts them back
+    engine = make_engine(empty_db_url)
+    try:
+        upgrade(engine, "0010")
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sources (id, name, base_url, created_at)"
+                    " VALUES (1, 's', 'http://s', :n)"
+                ),
+                {"n": now},
+            )
+            for article in (1, 2, 3):
+                conn.execute(
+                    text(
+                        "INSERT INTO articles (id, source_id, url, canonical_url, title, body,"
+                        " partial, content_hash, version, first_seen_at, last_seen_at,"
+                        " updated_at) VALUES (:a, 1, :u, :c, 't', 'b', false, 'h', 1, :n, :n, :n)"
+                    ),
+                    {
+                        "a": article,
+                        "u": f"http://s/{article}",
+                        "c": f"http://s/{article}",
+                        "n": now,
+                    },
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO article_signatures (article_id, source_id, published_at,"
+                        " minhash, shingles, terms) VALUES (:a, 1, :n, :m, 3, '{}')"
+                    ),
+                    {"a": article, "n": now, "m": bytes(8)},
+                )
+                for key in (10, 20):
+                    conn.execute(
+                        text("INSERT INTO signature_bands VALUES (:k, :a)"),
+                        {"k": key + article, "a": article},
+                    )
+                    conn.execute(
+                        text("INSERT INTO story_terms VALUES (:k, :n, :a)"),
+                        {"k": key + article, "n": now, "a": article},
+                    )
+        before = _postings(engine)
+        assert _referenced(engine, "signature_bands") == ["articles"]
+        upgrade(engine)
+        assert current_revision(engine) == "0011"
+        assert _postings(engine) == before
+        assert _referenced(engine, "signature_bands") == _referenced(engine, "story_terms") == []
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                kinds = conn.exec_driver_sql(
+                    "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master"
+                    " WHERE name IN ('signature_bands', 'story_terms') ORDER BY name"
+                ).all()
+            assert [tuple(k) for k in kinds] == [("signature_bands", 1), ("story_terms", 1)]
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM article_signatures WHERE article_id = 1"))
+            conn.execute(text("DELETE FROM articles WHERE id = 2"))
+        kept = ([(13, 3), (23, 3)], [(13, 3), (23, 3)])
+        assert _postings(engine) == kept
+        command.downgrade(alembic_config(engine), "0010")
+        assert _referenced(engine, "signature_bands") == ["articles"]
+        assert _referenced(engine, "story_terms") == ["articles"]
+        assert _postings(engine) == kept
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM articles WHERE id = 3"))
+        assert _postings(engine) == ([], [])
     finally:
         engine.dispose()

@@ -372,9 +372,9 @@ class SignatureBand(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
     band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    # no foreign key (checked for each of an article's 21 rows): written only with the
+    # article's signature, which has one, and deleted with it by a trigger (revision 0011)
+    article_id: Mapped[int] = mapped_column(primary_key=True, index=True)
 
 
 class StoryTerm(Base):
@@ -386,6 +386,5 @@ class StoryTerm(Base):
 
     term_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     published_at: Mapped[datetime] = mapped_column(primary_key=True)
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    # no foreign key, as `signature_bands`
+    article_id: Mapped[int] = mapped_column(primary_key=True, index=True)
