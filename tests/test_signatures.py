@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 import zlib
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -128,3 +130,52 @@ def test_shingles_made_from_bytes_are_the_shingles_encoded():
         expected = {shingle.encode("utf-8") for shingle in sig.shingles(text)}
         assert sig.shingle_bytes(text) == expected, text[:60]
         assert np.array_equal(sig.minhash(sig.shingle_bytes(text)), sig.minhash(sig.shingles(text)))
+
+
+def _reference_count_terms(
+    text: str, repeat: int, counts: Counter[str], entities: set[str]
+) -> None:
+    """The definition `terms._count_terms` keeps: every word looked at in its place."""
+    from crawler.stories import terms
+
+    pairs = terms._TOKEN.findall(text)
+    for _, token in pairs:
+        counts[terms._folded(token)] += repeat
+    first = True
+    for gap, token in pairs:
+        if not token.islower():
+            starts_sentence = first or terms._SENTENCE_END.search(gap) is not None
+            if (token[0].isupper() and not starts_sentence) or (len(token) > 1 and token.isupper()):
+                entities.add(token)
+        first = False
+
+
+def test_terms_counted_from_bytes_and_sentence_starts_are_the_terms_counted_word_by_word():
+    # _count_terms splits an ASCII text's bytes and finds the words starting sentences by one
+    # search; the result must be what looking at every word in its place gives
+    from bench.stories_set import labelled_set
+    from crawler.stories import terms
+
+    texts = [text for article in labelled_set() for text in (article.title, *article.body)]
+    # and the bodies of 91 publishers' articles (tests/fixtures/generic_news)
+    expected = ROOT / "tests" / "fixtures" / "generic_news" / "expected.jsonl"
+    texts += [json.loads(line)["body"] for line in expected.read_text().splitlines()]
+    assert any(not text.isascii() for text in texts) and any(text.isascii() for text in texts)
+    texts += [
+        "",
+        "'",
+        "Marbeck",
+        '"Marbeck said," said Marbeck. Marbeck! "Marbeck" and: Marbeck; then Marbeck',
+        " Leading space: Zuvelk met ZUVELK and Zuvelk's aide. U.S.-DPRK talks; U.S. aid",
+        "rock'n'roll isn't rock'n roll; Kim's aides' talks ' stray 'quotes' O'Brien d'Artagnan",
+        "snake_case A_B _Under 2024 3MARBECK x’y Ким Чен Ын встретился. Ким в Пхеньяне",
+        "“Quoted” Words — with a dash… and? Words again. words",
+    ]
+    for text in texts:
+        counts: Counter[str] = Counter()
+        entities: set[str] = set()
+        terms._count_terms(text, 2, counts, entities)
+        expected_counts: Counter[str] = Counter()
+        expected_entities: set[str] = set()
+        _reference_count_terms(text, 2, expected_counts, expected_entities)
+        assert (counts, entities) == (expected_counts, expected_entities), text[:60]

@@ -31,9 +31,13 @@ VECTOR_TERMS = 40
 INDEX_TERMS = 12
 CONCEPT_IDF = 2.0
 
-# a word and the characters since the previous one
+# a word, and a word with the characters since the previous one
+_WORD = re.compile(r"\w+(?:['’]\w+)?")
 _TOKEN = re.compile(r"(?P<gap>\W*)(?P<token>\w+(?:['’]\w+)?)")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”]")
+# a word whose characters since the previous one end a sentence: it starts one (the first word
+# of a text starts one too)
+_STARTS_SENTENCE = re.compile(r"[.!?:;\"“”]\W*(\w+(?:['’]\w+)?)")
 
 
 @lru_cache(maxsize=1)
@@ -59,20 +63,57 @@ def idf(term: str) -> float:
 
 def _count_terms(text: str, repeat: int, counts: Counter[str], entities: set[str]) -> None:
     """Add each word of the text, folded, to `counts` (`repeat` times) and those that are
-    entity-like somewhere to `entities`. The words are counted as they are, then each distinct
-    word is folded once; only a word with a capital is looked at in its place (a lower-case
-    word is never entity-like)."""
-    pairs = _TOKEN.findall(text)
-    raw = Counter(token for _, token in pairs)
+    entity-like somewhere to `entities`: an upper-case word of two letters or more, or a
+    capitalised word somewhere other than at the start of a sentence.
+
+    The words are counted as they are, then each distinct word is folded once. A capitalised
+    word is inside a sentence somewhere when it occurs more often than it starts one: the words
+    starting sentences are found by one search for the characters ending them, instead of
+    looking at every word in its place (a third of the CPU an article's term vector took)."""
+    raw = _words(text)
     for token, count in raw.items():
         counts[_folded(token)] += count * repeat
-    first = True
-    for gap, token in pairs:
-        if not token.islower() and token not in entities:
-            starts_sentence = first or (gap != " " and _SENTENCE_END.search(gap) is not None)
-            if (token[0].isupper() and not starts_sentence) or (len(token) > 1 and token.isupper()):
+    starting: Counter[str] | None = None
+    for token in raw:
+        if token.islower() or token in entities:
+            continue
+        if len(token) > 1 and token.isupper():
+            entities.add(token)
+        elif token[0].isupper():
+            if starting is None:
+                starting = _sentence_starts(text)
+            if raw[token] > starting[token]:
                 entities.add(token)
-        first = False
+
+
+# ASCII: the bytes of a word (\w) and the apostrophe kept, every other byte made a space
+_WORD_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'"
+_ASCII_WORDS = bytes(byte if byte in _WORD_BYTES else 32 for byte in range(256))
+
+
+def _words(text: str) -> Counter[str]:
+    """How many times each word (`_WORD`) occurs in the text. An ASCII text (most) is split
+    at the bytes no word has, and only the pieces with an apostrophe are searched (the
+    apostrophe joins two words only between letters): 0.17 -> 0.11 ms for a 6 KB body."""
+    if not text.isascii():
+        return Counter(_WORD.findall(text))
+    words: Counter[str] = Counter()
+    for piece, count in Counter(text.encode("ascii").translate(_ASCII_WORDS).split()).items():
+        if b"'" in piece:
+            for word in _WORD.findall(piece.decode("ascii")):
+                words[word] += count
+        else:
+            words[piece.decode("ascii")] += count
+    return words
+
+
+def _sentence_starts(text: str) -> Counter[str]:
+    """How many times each word of the text starts a sentence."""
+    starting = Counter(_STARTS_SENTENCE.findall(text))
+    first = _TOKEN.search(text)
+    if first is not None and _SENTENCE_END.search(first["gap"]) is None:
+        starting[first["token"]] += 1  # the text's first word, when no sentence end precedes it
+    return starting
 
 
 def _folded(token: str) -> str:
