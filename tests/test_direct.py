@@ -135,6 +135,41 @@ def test_a_database_error_comes_out_as_sqlalchemys_and_nothing_is_kept(db_url):
         archive.dispose()
 
 
+def test_statements_run_after_a_failed_one_and_on_a_replaced_connection(db_url):
+    # On PostgreSQL the statements share one cursor per connection, kept with the pool's
+    # record of it: a failed statement leaves it usable, and a replaced connection gets its own
+    archive = Archive(db_url)
+    sources = Source.__table__
+    assert isinstance(sources, Table)
+    values = {"name": "once", "base_url": "http://once.test", "created_at": FETCHED}
+    names = select(sources.c.name).order_by(sources.c.name)
+
+    def cursor(session: Any) -> object:
+        return session.connection().connection.info.get("crawler.direct.cursor")
+
+    try:
+        with archive.transaction() as session:
+            direct.execute(session, insert(sources), values)
+            first = cursor(session)
+        with pytest.raises(IntegrityError), archive.transaction() as session:
+            direct.execute(session, insert(sources), values)
+        with archive.transaction() as session:
+            assert direct.execute(session, names, {}) == [("once",)]
+            direct.execute(session, insert(sources), values | {"name": "twice"})
+            again = cursor(session)
+        archive.dispose()  # the pool's connections closed: the next one is new
+        with archive.transaction() as session:
+            assert direct.execute(session, names, {}) == [("once",), ("twice",)]
+            replaced = cursor(session)
+        if archive.dialect == "postgresql":
+            assert first is not None and again is first
+            assert replaced is not None and replaced[0] is not first[0]
+        else:  # sqlite3's cursors are made for each statement
+            assert first is again is replaced is None
+    finally:
+        archive.dispose()
+
+
 def test_a_statement_direct_cannot_run_as_sqlalchemy_would_is_refused_naming_it(db_url):
     archive = Archive(db_url)
     sources = Source.__table__
