@@ -14,8 +14,8 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.config import SourceConfig, project_settings
+from crawler.context import archive_for
 from crawler.db.models import CrawlRun
-from crawler.db.session import Archive
 from crawler.extensions import CrawlProgress, ProgressBoard
 
 # Container objects allocated (net) between two collections of the youngest generation while
@@ -115,7 +115,7 @@ def crawl_gc() -> Iterator[None]:
 
 
 def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSummary]:
-    archive = Archive(db_url)
+    archive = archive_for(db_url)
     try:
         summaries = []
         with archive.transaction() as session:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import os
 import subprocess
 import sys
 import weakref
 
 from scrapy.settings import default_settings
 
-from tests.conftest import ROOT
+from tests.conftest import LOOPBACK, ROOT, write_sources
 
 SWITCHED_OFF = {
     "EXTENSIONS": {
@@ -176,3 +177,47 @@ def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():
         assert ref() is None
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_crawl_opens_the_archive_once_in_its_own_process(db_url, kcna, tmp_path):
+    # The command opens the archive (migrating or refusing it) and its crawls use that one:
+    # no second engine, first connection and schema check (about 30 ms of start-up on
+    # PostgreSQL). The archive writer, a process of its own, opens its own.
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    opened = tmp_path / "opened.json"
+    code = """
+import json, sys
+from crawler.db import session
+path = sys.argv[1]
+real = session.Archive.__init__
+def counting(self, url, **options):
+    with open(path, "a") as opened:  # the command may end by os._exit
+        print(json.dumps(url), file=opened)
+    real(self, url, **options)
+session.Archive.__init__ = counting
+from crawler.cli import main
+sys.argv = ["crawler", *sys.argv[2:]]
+main()
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
+    env.update(CRAWLER_DATABASE_URL=db_url, CRAWLER_SOURCES=str(sources))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(opened),
+            "crawl",
+            "kcna_watch",
+            "--no-progress",
+            *LOOPBACK,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "finished in" in result.stderr and ", 4 new," in result.stderr
+    assert [json.loads(line) for line in opened.read_text().splitlines()] == [db_url]

@@ -47,6 +47,7 @@ def crawl(
 
     A line on stderr when each source starts and ends (and one per error); Scrapy's own log
     goes to a log file (named at the start) unless -v."""
+    from crawler.context import sharing
     from crawler.progress import LiveBoard, summary_table
     from crawler.runner import RunSummary, crawl_settings, run_crawls
     from crawler.scheduler.display import format_time
@@ -69,7 +70,6 @@ def crawl(
     if run_id is not None and len(chosen) != 1:
         raise fail("--run-id goes with exactly one source")
     archive = open_archive(db)  # migrate (SQLite) or refuse before any spider starts
-    archive.dispose()  # (used again, reconnecting, only for a manual crawl's leases)
     overrides: dict[str, Any] = {} if run_id is None else {"CRAWLER_RUN_ID": run_id}
     for pair in setting or []:
         name, sep, value = pair.partition("=")
@@ -109,7 +109,8 @@ def crawl(
                 )
         summaries: list[RunSummary] = []
         if chosen:
-            with board if board is not None else contextlib.nullcontext():
+            # the crawls use the archive just opened (crawler.context.archive_for)
+            with sharing(archive), board if board is not None else contextlib.nullcontext():
                 summaries = run_crawls(chosen, settings, refresh=refresh, board=board)
     finally:
         if leases is not None:
