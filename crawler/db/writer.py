@@ -56,7 +56,7 @@ WRITER_GC_THRESHOLD = 50_000
 # storing a page, and a writer that keeps up would otherwise commit page by page.
 GATHER_SECONDS = 0.01
 # PostgreSQL: the statements are planned again at this many pages stored, then each time they
-# double (PageStore.grew), vacuuming and analysing these tables first.
+# double (PageStore.grew), analysing these tables first (and vacuuming `VACUUMED`).
 REPLAN_FIRST = 256
 REPLAN_TABLES = (
     "articles",
@@ -68,6 +68,8 @@ REPLAN_TABLES = (
     "snapshots",
     "payloads",
 )
+# The story index's postings, read from their indexes alone once their pages are all visible.
+VACUUMED = ("signature_bands", "story_terms")
 # How long a crawl that ends waits for its writer to store what it was given and exit. A page
 # takes milliseconds; a writer still there after this is stuck on its database.
 EXIT_SECONDS = 60.0
@@ -181,12 +183,14 @@ class PageStore:
         growing with them, instead of 0.07 ms by its index). The tables are analysed and the
         connections replaced (their statements are prepared again, with today's sizes).
 
-        The tables are vacuumed as well, which marks their pages visible to all: the story
-        candidates' postings are then read from their index alone, where each of a page's 1,152
-        postings cost a visit to its table row (the database server's CPU measured 3.14 -> 2.87
-        ms a page, 3,000 captured pages replayed, alternated; the vacuums included). Autovacuum
-        would do the same, but not before a minute, and a crawl's first minute is most of a
-        small one. A table another vacuum holds is skipped, not waited for."""
+        The story index's postings are vacuumed as well, which marks their pages visible to
+        all: the story candidates' postings are then read from their index alone, where each of
+        a page's 1,152 postings cost a visit to its table row (the database server's CPU
+        measured 3.14 -> 2.87 ms a page, 3,000 captured pages replayed, alternated; the vacuums
+        included). Autovacuum would do the same, but not before a minute, and a crawl's first
+        minute is most of a small one. Only those: vacuuming `articles` and `snapshots` too
+        read every page of an archive bulk-loaded and never analysed (its size unknown, so
+        taken for small). A table another vacuum holds is skipped, not waited for."""
         self._stored += pages
         if (
             self.failure is not None
@@ -206,9 +210,10 @@ class PageStore:
                     return  # the crawl's pages are a small part: the plans stand
                 connection.commit()
                 # VACUUM runs outside a transaction
-                connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                    text(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(REPLAN_TABLES)}")
-                )
+                outside = connection.execution_options(isolation_level="AUTOCOMMIT")
+                analysed = [table for table in REPLAN_TABLES if table not in VACUUMED]
+                outside.execute(text(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(VACUUMED)}"))
+                outside.execute(text(f"ANALYZE (SKIP_LOCKED) {', '.join(analysed)}"))
         except Exception as exc:  # the next batch meets a failing archive, if it fails
             logger.debug("could not analyse the archive: %s", one_line(exc))
         self.archive.dispose()
