@@ -542,66 +542,57 @@ def record_urls(
     ]
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # one statement, the addresses bound as an array: an executemany of one to four rows
         # (psycopg pipelines it) measured a tenth of the archive writer's time
         urls_array = [row.pop("url") for row in rows]
         direct.execute(session, _record_urls_array(), rows[0] | {"urls": urls_array})
         return
-    direct.execute_many(session, _record_urls_upsert(dialect), rows)
+    direct.execute_many(session, _record_urls_upsert(), rows)
+
+
+def _updating_url(statement: Any) -> Any:
+    """record_urls' INSERT, an address already known taking the new state, article and
+    snapshot."""
+    return statement.on_conflict_do_update(
+        index_elements=[_ARTICLE_URLS.c.source_id, _ARTICLE_URLS.c.url],
+        set_={
+            "state": statement.excluded.state,
+            "article_id": statement.excluded.article_id,
+            "snapshot_id": statement.excluded.snapshot_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
 
 
 @functools.cache
 def _record_urls_array() -> Any:
-    """PostgreSQL: `_record_urls_upsert` of every address in `urls` (an array), the other
+    """PostgreSQL: record_urls' INSERT of every address in `urls` (an array), the other
     columns the same for each."""
     from sqlalchemy.dialects.postgresql import ARRAY
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     columns = ("source_id", "state", "article_id", "snapshot_id", "attempts", "found_at")
     url = func.unnest(bindparam("urls", type_=ARRAY(String))).table_valued("url").alias("url")
-    statement = pg_insert(_ARTICLE_URLS).from_select(
-        ["url", *columns, "updated_at"],
-        select(
-            url.c.url,
-            *(bindparam(name, type_=_ARTICLE_URLS.c[name].type) for name in columns),
-            bindparam("updated_at", type_=_ARTICLE_URLS.c.updated_at.type),
-        ),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[_ARTICLE_URLS.c.source_id, _ARTICLE_URLS.c.url],
-        set_={
-            "state": statement.excluded.state,
-            "article_id": statement.excluded.article_id,
-            "snapshot_id": statement.excluded.snapshot_id,
-            "updated_at": statement.excluded.updated_at,
-        },
+    return _updating_url(
+        pg_insert(_ARTICLE_URLS).from_select(
+            ["url", *columns, "updated_at"],
+            select(
+                url.c.url,
+                *(bindparam(name, type_=_ARTICLE_URLS.c[name].type) for name in columns),
+                bindparam("updated_at", type_=_ARTICLE_URLS.c.updated_at.type),
+            ),
+        )
     )
 
 
 @functools.cache
-def _record_urls_upsert(dialect: str) -> Any:
-    """record_urls' INSERT ... ON CONFLICT DO UPDATE, built once: built for every page, its
+def _record_urls_upsert() -> Any:
+    """SQLite: record_urls' INSERT, a row each, built once: built for every page, its
     `excluded` alias (a reference cycle of about a hundred objects) was garbage to collect."""
-    statement: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = pg_insert(_ARTICLE_URLS)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(_ARTICLE_URLS)
-    return statement.on_conflict_do_update(
-        index_elements=[_ARTICLE_URLS.c.source_id, _ARTICLE_URLS.c.url],
-        set_={
-            "state": statement.excluded.state,
-            "article_id": statement.excluded.article_id,
-            "snapshot_id": statement.excluded.snapshot_id,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
+    return _updating_url(sqlite_insert(_ARTICLE_URLS))
 
 
 def pending_urls(session: Session, source_id: int, max_attempts: int) -> list[str]:
