@@ -266,6 +266,7 @@ class PostgresArchives(Archives):
         self.made: list[str] = []
         self.template = self._create("template")
         migrate(self._url(self.template))
+        self._admin("VACUUM ANALYZE", self.template)
         self.big_template: str | None = None
 
     def _url(self, database: str) -> str:
