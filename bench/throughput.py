@@ -14,8 +14,9 @@ page (user + system of the process and its children, start-up included; of it, w
 children used, the archive writer, sampled every 0.1 s), start-up (launch to first article
 request, as the mirror saw it) and the peak RSS of the whole process tree (psutil, sampled every
 0.1 s). Same concurrency (16), no delay, no AutoThrottle, robots.txt obeyed. Then the
-archive-size case: the same first crawl and refresh into an archive already holding BIG articles
-of the outlet (bulk-inserted, not crawled).
+archive-size case, in rounds of its own: the same first crawl and refresh into an archive
+already holding BIG articles of the outlet (bulk-inserted, not crawled), alternated with a first
+crawl into a fresh archive. Every measured run starts on a settled machine (`Archives.settle`).
 
 All of it on SQLite and, given a PostgreSQL server URL (--postgres, or CRAWLER_BENCH_POSTGRES_URL
 or CRAWLER_TEST_POSTGRES_URL), on PostgreSQL, in databases the bench creates and drops.
