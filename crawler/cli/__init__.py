@@ -57,6 +57,18 @@ START_GC_THRESHOLD = 50_000
 
 def main() -> None:
     gc.set_threshold(START_GC_THRESHOLD, *gc.get_threshold()[1:])
+    try:
+        _main()
+    finally:
+        # The command is done: what it made is set apart from the collector before the
+        # interpreter tears itself down, which otherwise went through all of it again (0.25 to
+        # 0.35 s at the end of a crawl, against 0.03 s so). Modules and objects are still freed
+        # as their references go, files flushed and closed; only cycles still standing then
+        # are left to the process's end, as the interpreter leaves some anyway.
+        gc.freeze()
+
+
+def _main() -> None:
     undecodable = next((arg for arg in sys.argv[1:] if not _is_utf8(arg)), None)
     if undecodable is not None:
         # the shell passed bytes that are no text: refused before any command reads them

@@ -352,6 +352,9 @@ def main() -> int:
     sys.stdout = sys.stderr
     with contextlib.suppress(BrokenPipeError, EOFError):  # the crawl is gone
         serve(pages_in, results_out)
+    # Everything is committed and closed, and the crawl waits for this process to exit: what
+    # is left is set apart from the collector, as at its start (crawler.cli `main`).
+    gc.freeze()
     return 0
 
 
