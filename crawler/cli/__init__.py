@@ -62,9 +62,10 @@ def main() -> None:
     finally:
         # The command is done: what it made is set apart from the collector before the
         # interpreter tears itself down, which otherwise went through all of it again (0.25 to
-        # 0.35 s at the end of a crawl, against 0.03 s so). Modules and objects are still freed
-        # as their references go, files flushed and closed; only cycles still standing then
-        # are left to the process's end, as the interpreter leaves some anyway.
+        # 0.35 s at the end of a crawl, against 0.03 s so). Objects are still freed as their
+        # references go, and the files a command writes are closed before (the archive's
+        # connections by the command, the log by logging's exit handler); only reference cycles
+        # still standing then are left to the process's end, as the interpreter leaves some.
         gc.freeze()
 
 
