@@ -195,6 +195,18 @@ def run_cli(
     *args: str, db_url: str | None = None, sources: Path | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     """Run the `crawler` command in a child process (a Twisted reactor runs once per process)."""
+    return run_python("-m", "crawler.cli", *args, db_url=db_url, sources=sources, timeout=timeout)
+
+
+def run_python(
+    *args: str,
+    db_url: str | None = None,
+    sources: Path | None = None,
+    timeout: float = 240,
+    **options: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with `args` in the project's root, with none of the caller's
+    CRAWLER_* settings but the archive and sources given; `options` go to subprocess.run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
     env["COLUMNS"] = "200"
     if db_url:
@@ -202,13 +214,14 @@ def run_cli(
     if sources:
         env["CRAWLER_SOURCES"] = str(sources)
     return subprocess.run(
-        [sys.executable, "-m", "crawler.cli", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        **options,
     )
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import gc
 import inspect
 import json
-import os
 import subprocess
 import sys
 import weakref
 
 from scrapy.settings import default_settings
 
-from tests.conftest import LOOPBACK, ROOT, write_sources
+from tests.conftest import LOOPBACK, ROOT, run_python, write_sources
 
 SWITCHED_OFF = {
     "EXTENSIONS": {
@@ -199,24 +198,16 @@ from crawler.cli import main
 sys.argv = ["crawler", *sys.argv[2:]]
 main()
 """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    env.update(CRAWLER_DATABASE_URL=db_url, CRAWLER_SOURCES=str(sources))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            str(opened),
-            "crawl",
-            "kcna_watch",
-            "--no-progress",
-            *LOOPBACK,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    result = run_python(
+        "-c",
+        code,
+        str(opened),
+        "crawl",
+        "kcna_watch",
+        "--no-progress",
+        *LOOPBACK,
+        db_url=db_url,
+        sources=sources,
     )
     assert result.returncode == 0, result.stderr
     assert "finished in" in result.stderr and ", 4 new," in result.stderr
@@ -227,14 +218,14 @@ def test_a_crawl_imports_scrapys_tls_context_factory_before_the_archives_modules
     # Its deprecated aliases call `inspect.stack()` as they are made, which looks at every
     # module loaded: made before SQLAlchemy, the models and the driver are, 40 ms less start-up.
     # The crawl's imports come before its sources are read, so an unknown source shows them.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    env["CRAWLER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'archive.db'}"
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "crawler.cli", "crawl", "no_such_source"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_python(
+        "-X",
+        "importtime",
+        "-m",
+        "crawler.cli",
+        "crawl",
+        "no_such_source",
+        db_url=f"sqlite:///{tmp_path / 'archive.db'}",
         timeout=120,
     )
     assert result.returncode != 0 and "no source named 'no_such_source'" in result.stderr
@@ -257,33 +248,17 @@ def test_a_command_and_the_archive_writer_leave_their_objects_to_the_process_end
         "import atexit, gc, sys; "
         "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
-    command = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"{probe}; from crawler.cli import main; sys.argv = ['crawler', *sys.argv[1:]]; main()",
-            "crawl",
-            "no_such_source",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    main = "from crawler.cli import main; sys.argv = ['crawler', *sys.argv[1:]]; main()"
+    command = run_python("-c", f"{probe}; {main}", "crawl", "no_such_source", timeout=120)
     assert command.returncode == 2, command.stderr
     assert "no source named 'no_such_source'" in command.stderr
     assert "frozen True" in command.stderr
     # the writer, its input closed before it was given an archive: it stops, and exits 0
-    writer = subprocess.run(
-        [sys.executable, "-c", f"{probe}; import crawler.db.writer as w; sys.exit(w.main())"],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
+    writer = run_python(
+        "-c",
+        f"{probe}; import crawler.db.writer as w; sys.exit(w.main())",
         timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert writer.returncode == 0, writer.stderr
     assert "frozen True" in writer.stderr

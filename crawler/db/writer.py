@@ -70,6 +70,7 @@ REPLAN_TABLES = (
 )
 # The story index's postings, read from their indexes alone once their pages are all visible.
 VACUUMED = ("signature_bands", "story_terms")
+ANALYSED_ONLY = tuple(table for table in REPLAN_TABLES if table not in VACUUMED)
 # How long a crawl that ends waits for its writer to store what it was given and exit. A page
 # takes milliseconds; a writer still there after this is stuck on its database.
 EXIT_SECONDS = 60.0
@@ -211,9 +212,8 @@ class PageStore:
                 connection.commit()
                 # VACUUM runs outside a transaction
                 outside = connection.execution_options(isolation_level="AUTOCOMMIT")
-                analysed = [table for table in REPLAN_TABLES if table not in VACUUMED]
                 outside.execute(text(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(VACUUMED)}"))
-                outside.execute(text(f"ANALYZE (SKIP_LOCKED) {', '.join(analysed)}"))
+                outside.execute(text(f"ANALYZE (SKIP_LOCKED) {', '.join(ANALYSED_ONLY)}"))
         except Exception as exc:  # the next batch meets a failing archive, if it fails
             logger.debug("could not analyse the archive: %s", one_line(exc))
         self.archive.dispose()
