@@ -253,6 +253,14 @@ def test_cli_search_text_and_filters(db_url, corpus):
     assert "no topic 'nope'" in unknown.stderr
 
 
+def test_cli_prints_an_outlets_text_as_written(db_url, archive, corpus):
+    # ":fire:" and ":flag_kp:" are rich's emoji codes: an outlet's text is never rendered as one
+    add_article(archive, "Drills :fire: resume near :flag_kp: border", "Artillery drills resumed.")
+    result = run_cli("search", "artillery", db_url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "Drills :fire: resume near :flag_kp: border" in result.stdout
+
+
 def malformed_queries(dialect: str) -> list[str]:
     if dialect == "sqlite":
         return ["AND", '"unbalanced quote', "kim AND", "(shoigu", "   "]

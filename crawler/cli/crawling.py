@@ -103,7 +103,6 @@ def crawl(
                 f"[bold]{name}[/]: not crawled: running elsewhere (lease held by {held.holder}"
                 f"{run} until {format_time(held.expires_at)})",
                 highlight=False,
-                emoji=False,  # a holder "host:1234:..." is no ":1234:" emoji code
             )
         chosen = [s for s in chosen if s.name not in busy]
         board = LiveBoard(err, [s.name for s in chosen]) if progress and err.is_terminal else None

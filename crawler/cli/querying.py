@@ -141,7 +141,7 @@ def stats(topic: str | None, as_json: bool, db: str | None, sources: Path | None
             f"{run.started_at:%Y-%m-%d %H:%M} {run.status}" if run else "never",
         )
     # A pipe gets the whole table rather than one cut to 80 columns.
-    console = out if out.is_terminal else Console(width=max(out.width, 120))
+    console = out if out.is_terminal else Console(width=max(out.width, 120), emoji=False)
     console.print(table)
     topics_table = Table(title="topics", title_justify="left")
     topics_table.add_column("topic")
