@@ -46,10 +46,12 @@ HTTPCACHE_ENABLED = False
 # bodies: when the writer is the slower, the crawl stops taking new requests at this backlog.
 # The writer answers a batch (up to 32 pages) at a time, so a backlog shorter than about two
 # batches makes the crawl wait for each one: bench/throughput.py measured 3 MB (about 45
-# generated pages) 10% faster than 1.5 MB on SQLite, 5 MB no faster. A waiting page holds its
-# body and item, not its parsed tree (`release_selector`): peak RSS 214 MB at 3 MB against 228
-# at 1.5 MB with the trees kept.
-SCRAPER_SLOT_MAX_ACTIVE_SIZE = 3_000_000
+# generated pages) 10% faster than 1.5 MB on SQLite, 5 MB no faster. On PostgreSQL, where the
+# writer's batches also wait on the server, 8 MB (about 120 pages) kept the crawl going where
+# 3 MB made it wait: 3,000 generated pages alternated, 186 pages/s at 3 MB, 199.5 at 6 MB and
+# 203.4 at 10 MB (4 crawls each). A waiting page holds its body and item, not its parsed tree
+# (`release_selector`): peak RSS 214 MB at 3 MB against 228 at 1.5 MB with the trees kept.
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 8_000_000
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
