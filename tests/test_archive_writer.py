@@ -293,7 +293,7 @@ def test_pages_go_to_the_writer_through_a_pipe_a_page_fits_in(db_url):
 
     async def crawl_side() -> tuple[int, Stored, int]:
         writer = ArchiveWriter(WriterConfig(db_url, source_id, None), lambda reason: None)
-        room = fcntl.fcntl(writer._pages_out.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032))
+        room = fcntl.fcntl(writer._pages_out.fileno(), fcntl.F_GETPIPE_SZ)
         big = article(1)
         assert big.page is not None
         big.page = replace(big.page, body=os.urandom(200_000))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import zlib
 from collections import Counter
 
@@ -14,7 +12,7 @@ import pytest
 from datasketch import MinHash
 
 from crawler.stories import signatures as sig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 PINNED_VALUES = [2406846677, 1117061338, 1017539784, 423631407]
 PINNED_BAND = -6304845197792265454
@@ -74,9 +72,8 @@ def test_a_crawl_imports_no_heavy_library_before_it_stores_an_article():
         "import sys, crawler.stories.index, crawler.pipelines.store, crawler.runner; "
         "print(sorted(m for m in ('datasketch', 'scipy', 'numpy', 'wordfreq') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
@@ -88,9 +85,8 @@ def test_the_usage_list_is_wordfreqs_read_without_importing_wordfreq():
         "text_signature('Kim meets Putin', 'The minister and the delegation met in Moscow.'); "
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
     from wordfreq import get_frequency_dict

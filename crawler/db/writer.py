@@ -80,8 +80,6 @@ EXIT_SECONDS = 60.0
 # two processes several turns each (3,000 such pages handed over: 3,100 context switches
 # against 150, and 0.17-0.23 against 0.12-0.16 ms of CPU a page for both sides, alternated).
 PIPE_BYTES = 1 << 20
-# fcntl's F_SETPIPE_SZ (Linux; Python 3.10 names it only there)
-_SET_PIPE_SIZE = 1031
 
 # (page number, crawl run id, item, the signature of its text when it is an article to store)
 Message = tuple[int, int | None, ArticleItem | NotModifiedItem, "TextSignature | None"]
@@ -372,8 +370,8 @@ def _widen(pipe: int) -> None:
     try:
         import fcntl
 
-        fcntl.fcntl(pipe, getattr(fcntl, "F_SETPIPE_SZ", _SET_PIPE_SIZE), PIPE_BYTES)
-    except (ImportError, OSError):
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # named on Linux only
+    except (ImportError, AttributeError, OSError):
         pass
 
 
