@@ -40,9 +40,10 @@ CRAWL_STACK = (
     "pyarrow",
     "playwright",
 )
-# What a query command's well-formed call does without: typer (with click and pydantic) and
-# SQLAlchemy, a query being parsed by crawler/cli/quick.py and read through crawler/db/reader.py.
-TYPER_AND_SQLALCHEMY = ("sqlalchemy", "typer", "click", "pydantic", "pydantic_core")
+# What a query command's well-formed call does without: typer (with click and pydantic),
+# SQLAlchemy and psycopg 3, a query being parsed by crawler/cli/quick.py and read through
+# crawler/db/reader.py (psycopg2 on PostgreSQL).
+TYPER_AND_SQLALCHEMY = ("sqlalchemy", "typer", "click", "pydantic", "pydantic_core", "psycopg")
 QUERIES = [
     ("search", "Shoigu"),
     ("search", "Shoigu", "--json", "--outlet", "kcna_watch", "--since", "2024-07-01"),
@@ -125,6 +126,8 @@ def test_a_query_command_imports_nothing_of_the_crawl(args, db_url, edited_archi
     assert crawl_stack == [], f"`crawler {' '.join(args)}` imported {crawl_stack[:10]}"
     heavy = sorted(m for m in modules if m.split(".")[0] in TYPER_AND_SQLALCHEMY)
     assert heavy == [], f"`crawler {' '.join(args)}` imported {heavy[:10]}"
+    if db_url.startswith("postgresql"):
+        assert "psycopg2" in modules
 
 
 def test_a_sources_file_is_checked_without_importing_scrapy(db_url, tmp_path):
