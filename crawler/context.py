@@ -48,10 +48,11 @@ def sharing(archive: Archive) -> Iterator[None]:
 
 
 def archive_for(url: str) -> Archive:
-    """The archive at `url`: the one the command shared, else one opened now. Disposing it
-    closes its idle connections only; it connects again when used."""
+    """The archive at `url`: the one the command shared, else one opened now (PostgreSQL
+    through the crawl's light driver, crawler.db.session.CRAWL_DRIVER). Disposing it closes its
+    idle connections only; it connects again when used."""
     found = _OPENED.get(url)
-    return found if found is not None else Archive(url)
+    return found if found is not None else Archive(url, light=True)
 
 
 # The close reason of a crawl stopped because the archive cannot take any page.

@@ -214,6 +214,50 @@ main()
     assert [json.loads(line) for line in opened.read_text().splitlines()] == [db_url]
 
 
+def test_a_crawls_own_process_reaches_postgresql_through_the_light_driver(db_url, kcna, tmp_path):
+    # psycopg2 is imported in 5-10 ms where psycopg 3 takes 55, on the way to the first request;
+    # the archive writer, a process of its own, stores every page through psycopg 3.
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    seen = tmp_path / "seen.json"
+    code = """
+import atexit, json, sys
+from crawler.db import session
+path = sys.argv[1]
+drivers = []
+real = session.Archive.__init__
+def recording(self, url, **options):
+    real(self, url, **options)
+    drivers.append(self.engine.driver)
+session.Archive.__init__ = recording
+def report():
+    loaded = {name: name in sys.modules for name in ("psycopg", "psycopg2")}
+    with open(path, "w") as out:
+        json.dump({"drivers": drivers, **loaded}, out)
+atexit.register(report)
+from crawler.cli import main
+sys.argv = ["crawler", *sys.argv[2:]]
+main()
+"""
+    result = run_python(
+        "-c",
+        code,
+        str(seen),
+        "crawl",
+        "kcna_watch",
+        "--no-progress",
+        *LOOPBACK,
+        db_url=db_url,
+        sources=sources,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "finished in" in result.stderr and ", 4 new," in result.stderr  # stored by the writer
+    found = json.loads(seen.read_text())
+    if db_url.startswith("postgresql"):
+        assert found == {"drivers": ["psycopg2"], "psycopg": False, "psycopg2": True}
+    else:
+        assert found == {"drivers": ["pysqlite"], "psycopg": False, "psycopg2": False}
+
+
 def test_a_crawl_imports_scrapys_tls_context_factory_before_the_archives_modules(tmp_path):
     # Its deprecated aliases call `inspect.stack()` as they are made, which looks at every
     # module loaded: made before SQLAlchemy, the models and the driver are, 40 ms less start-up.

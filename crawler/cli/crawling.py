@@ -77,7 +77,8 @@ def crawl(
         die_with_parent(parent_pid)  # a scheduled run: stop when the scheduler dies
     if run_id is not None and len(chosen) != 1:
         raise fail("--run-id goes with exactly one source")
-    archive = open_archive(db)  # migrate (SQLite) or refuse before any spider starts
+    # migrate (SQLite) or refuse before any spider starts; PostgreSQL through the light driver
+    archive = open_archive(db, light=True)
     overrides: dict[str, Any] = {} if run_id is None else {"CRAWLER_RUN_ID": run_id}
     for pair in setting or []:
         name, sep, value = pair.partition("=")

@@ -90,11 +90,14 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_archive(db: str | None, migrate: bool | None = None, *, read_only: bool = False) -> Any:
+def open_archive(
+    db: str | None, migrate: bool | None = None, *, read_only: bool = False, light: bool = False
+) -> Any:
     """The archive the options name; a one-line error (exit 2) when it cannot be used.
 
     A command that only reads (`read_only`) refuses a SQLite file that does not exist rather
-    than creating an empty archive; one that writes refuses a file it cannot write."""
+    than creating an empty archive; one that writes refuses a file it cannot write. `light`:
+    PostgreSQL through the crawl's light driver (crawler.db.session.CRAWL_DRIVER)."""
     from crawler.db.session import Archive
 
     url = database_url(db)
@@ -111,7 +114,7 @@ def open_archive(db: str | None, migrate: bool | None = None, *, read_only: bool
             where = path if not os.access(path, os.W_OK) else folder
             raise fail(f"cannot write to the archive {path}: {where} is read-only")
     try:
-        archive = Archive(url, migrate=migrate)
+        archive = Archive(url, migrate=migrate, light=light)
     except ConfigError as exc:
         raise fail(str(exc).replace(url, shown)) from None
     except Exception as exc:  # a server that is down, a file that is not a database, ...
