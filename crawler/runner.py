@@ -98,20 +98,24 @@ def crawl_gc() -> Iterator[None]:
     """Garbage collection sized for a crawl, restored after it.
 
     What start-up made (modules, classes, settings: about 100,000 objects) is set apart from
-    the collector, and the youngest generation is collected every CRAWL_GC_THRESHOLD
-    allocations rather than 700: a page's objects are freed by reference counting (its parsed
+    the collector, which is switched on if start-up paused it (crawler.cli.crawling), and the
+    youngest generation is collected every CRAWL_GC_THRESHOLD allocations rather than 700:
+    a page's objects are freed by reference counting (its parsed
     tree too, see `release_selector`), yet the default collected every fourth page and went
     through every object of the process five times in 3,000 pages, 0.19 ms of CPU a page
     against 0.05 ms so (bench/crawl_side.py).
     """
-    thresholds = gc.get_threshold()
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
     gc.freeze()
     gc.set_threshold(CRAWL_GC_THRESHOLD, *thresholds[1:])
+    gc.enable()  # `crawler crawl` pauses it while it starts (crawler.cli.crawling)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+        if not enabled:
+            gc.disable()
 
 
 def summarise_runs(db_url: str, run_ids: dict[str, int | None]) -> list[RunSummary]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import json
@@ -176,6 +177,67 @@ def test_a_crawl_collects_garbage_less_often_and_gives_the_collector_back():
         assert ref() is None
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_crawl_starts_with_the_collector_paused_and_crawls_with_it_on():
+    from crawler.cli.crawling import collector_paused
+    from crawler.runner import crawl_gc
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()  # start-up's objects outlive it: nothing to collect
+        with crawl_gc():
+            assert gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with contextlib.suppress(RuntimeError), collector_paused():
+        raise RuntimeError("a crawl that fails as it starts")
+    assert gc.isenabled()  # given back as it was, even then
+
+
+def test_a_crawl_command_runs_its_start_up_without_the_collector(db_url, kcna, tmp_path):
+    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
+    seen = tmp_path / "seen.json"
+    code = """
+import contextlib, gc, json, sys
+import crawler.runner
+path = sys.argv[1]
+found = {}
+real = crawler.runner.crawl_gc
+@contextlib.contextmanager
+def recording():
+    found["at the crawl"] = gc.isenabled()
+    with real():
+        found["while crawling"] = gc.isenabled()
+        yield
+crawler.runner.crawl_gc = recording
+from crawler.cli import main
+sys.argv = ["crawler", *sys.argv[2:]]
+try:
+    main()
+finally:
+    found["after"] = gc.isenabled()
+    with open(path, "w") as out:
+        json.dump(found, out)
+"""
+    result = run_python(
+        "-c",
+        code,
+        str(seen),
+        "crawl",
+        "kcna_watch",
+        "--no-progress",
+        *LOOPBACK,
+        db_url=db_url,
+        sources=sources,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ", 4 new," in result.stderr
+    assert json.loads(seen.read_text()) == {
+        "at the crawl": False,
+        "while crawling": True,
+        "after": True,
+    }
 
 
 def test_a_crawl_opens_the_archive_once_in_its_own_process(db_url, kcna, tmp_path):
