@@ -108,7 +108,7 @@ def crawl_gc() -> Iterator[None]:
     thresholds, enabled = gc.get_threshold(), gc.isenabled()
     gc.freeze()
     gc.set_threshold(CRAWL_GC_THRESHOLD, *thresholds[1:])
-    gc.enable()  # `crawler crawl` pauses it while it starts (crawler.cli.crawling)
+    gc.enable()  # whatever the caller had: `crawler crawl` pauses it while it starts
     try:
         yield
     finally:

@@ -109,7 +109,7 @@ def _psycopg2_connection(url: str) -> Any:
 
     try:
         connection = psycopg2.connect(url)
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, UnicodeDecodeError) as exc:  # (a server's message in its locale)
         raise Unreadable(str(exc)) from None
     as_bytes = psycopg2.extensions.new_type(
         psycopg2.BINARY.values,
