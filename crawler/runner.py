@@ -100,10 +100,10 @@ def crawl_gc() -> Iterator[None]:
     What start-up made (modules, classes, settings: about 100,000 objects) is set apart from
     the collector, which is switched on if start-up paused it (crawler.cli.crawling), and the
     youngest generation is collected every CRAWL_GC_THRESHOLD allocations rather than 700:
-    a page's objects are freed by reference counting (its parsed
-    tree too, see `release_selector`), yet the default collected every fourth page and went
-    through every object of the process five times in 3,000 pages, 0.19 ms of CPU a page
-    against 0.05 ms so (bench/crawl_side.py).
+    a page's objects are freed by reference counting (its parsed tree too, see
+    `release_selector`), yet the default collected every fourth page and went through every
+    object of the process five times in 3,000 pages, 0.19 ms of CPU a page against 0.05 ms so
+    (bench/crawl_side.py).
     """
     thresholds, enabled = gc.get_threshold(), gc.isenabled()
     gc.freeze()

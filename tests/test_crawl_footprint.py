@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 
 from scrapy.settings import default_settings
 
@@ -195,111 +196,17 @@ def test_a_crawl_starts_with_the_collector_paused_and_crawls_with_it_on():
     assert gc.isenabled()  # given back as it was, even then
 
 
-def test_a_crawl_command_runs_its_start_up_without_the_collector(db_url, kcna, tmp_path):
+def crawl_in_its_own_process(setup: str, db_url: str, kcna, tmp_path) -> Path:
+    """`crawler crawl kcna_watch` of the mirror in a child process that first runs `setup`
+    (Python that writes what it sees to the file named `path`); that file, once the crawl has
+    finished and stored the mirror's 4 articles."""
     sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
-    seen = tmp_path / "seen.json"
-    code = """
-import contextlib, gc, json, sys
-import crawler.runner
-path = sys.argv[1]
-found = {}
-real = crawler.runner.crawl_gc
-@contextlib.contextmanager
-def recording():
-    found["at the crawl"] = gc.isenabled()
-    with real():
-        found["while crawling"] = gc.isenabled()
-        yield
-crawler.runner.crawl_gc = recording
-from crawler.cli import main
-sys.argv = ["crawler", *sys.argv[2:]]
-try:
-    main()
-finally:
-    found["after"] = gc.isenabled()
-    with open(path, "w") as out:
-        json.dump(found, out)
-"""
-    result = run_python(
-        "-c",
-        code,
-        str(seen),
-        "crawl",
-        "kcna_watch",
-        "--no-progress",
-        *LOOPBACK,
-        db_url=db_url,
-        sources=sources,
+    seen = tmp_path / "seen"
+    code = (
+        "import sys\npath = sys.argv[1]\n"
+        f"{setup}\n"
+        'from crawler.cli import main\nsys.argv = ["crawler", *sys.argv[2:]]\nmain()\n'
     )
-    assert result.returncode == 0, result.stderr
-    assert ", 4 new," in result.stderr
-    assert json.loads(seen.read_text()) == {
-        "at the crawl": False,
-        "while crawling": True,
-        "after": True,
-    }
-
-
-def test_a_crawl_opens_the_archive_once_in_its_own_process(db_url, kcna, tmp_path):
-    # The command opens the archive (migrating or refusing it) and its crawls use that one:
-    # no second engine, first connection and schema check (about 30 ms of start-up on
-    # PostgreSQL). The archive writer, a process of its own, opens its own.
-    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
-    opened = tmp_path / "opened.json"
-    code = """
-import json, sys
-from crawler.db import session
-path = sys.argv[1]
-real = session.Archive.__init__
-def counting(self, url, **options):
-    with open(path, "a") as opened:  # the command may end by os._exit
-        print(json.dumps(url), file=opened)
-    real(self, url, **options)
-session.Archive.__init__ = counting
-from crawler.cli import main
-sys.argv = ["crawler", *sys.argv[2:]]
-main()
-"""
-    result = run_python(
-        "-c",
-        code,
-        str(opened),
-        "crawl",
-        "kcna_watch",
-        "--no-progress",
-        *LOOPBACK,
-        db_url=db_url,
-        sources=sources,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "finished in" in result.stderr and ", 4 new," in result.stderr
-    assert [json.loads(line) for line in opened.read_text().splitlines()] == [db_url]
-
-
-def test_a_crawls_own_process_reaches_postgresql_through_the_light_driver(db_url, kcna, tmp_path):
-    # psycopg2 is imported in 5-10 ms where psycopg 3 takes 55, on the way to the first request;
-    # the archive writer, a process of its own, stores every page through psycopg 3.
-    sources = write_sources(tmp_path / "sources.toml", {"kcna_watch": kcna.base_url})
-    seen = tmp_path / "seen.json"
-    code = """
-import atexit, json, sys
-from crawler.db import session
-path = sys.argv[1]
-drivers = []
-real = session.Archive.__init__
-def recording(self, url, **options):
-    real(self, url, **options)
-    drivers.append(self.engine.driver)
-session.Archive.__init__ = recording
-def report():
-    loaded = {name: name in sys.modules for name in ("psycopg", "psycopg2")}
-    with open(path, "w") as out:
-        json.dump({"drivers": drivers, **loaded}, out)
-atexit.register(report)
-from crawler.cli import main
-sys.argv = ["crawler", *sys.argv[2:]]
-main()
-"""
     result = run_python(
         "-c",
         code,
@@ -313,6 +220,73 @@ main()
     )
     assert result.returncode == 0, result.stderr
     assert "finished in" in result.stderr and ", 4 new," in result.stderr  # stored by the writer
+    return seen
+
+
+def test_a_crawl_command_runs_its_start_up_without_the_collector(db_url, kcna, tmp_path):
+    setup = """
+import atexit, contextlib, gc, json
+import crawler.runner
+found = {}
+real = crawler.runner.crawl_gc
+@contextlib.contextmanager
+def recording():
+    found["at the crawl"] = gc.isenabled()
+    with real():
+        found["while crawling"] = gc.isenabled()
+        yield
+crawler.runner.crawl_gc = recording
+def report():
+    found["after"] = gc.isenabled()
+    with open(path, "w") as out:
+        json.dump(found, out)
+atexit.register(report)
+"""
+    seen = crawl_in_its_own_process(setup, db_url, kcna, tmp_path)
+    assert json.loads(seen.read_text()) == {
+        "at the crawl": False,
+        "while crawling": True,
+        "after": True,
+    }
+
+
+def test_a_crawl_opens_the_archive_once_in_its_own_process(db_url, kcna, tmp_path):
+    # The command opens the archive (migrating or refusing it) and its crawls use that one:
+    # no second engine, first connection and schema check (about 30 ms of start-up on
+    # PostgreSQL). The archive writer, a process of its own, opens its own.
+    setup = """
+import json
+from crawler.db import session
+real = session.Archive.__init__
+def counting(self, url, **options):
+    with open(path, "a") as opened:  # the command may end by os._exit
+        print(json.dumps(url), file=opened)
+    real(self, url, **options)
+session.Archive.__init__ = counting
+"""
+    opened = crawl_in_its_own_process(setup, db_url, kcna, tmp_path)
+    assert [json.loads(line) for line in opened.read_text().splitlines()] == [db_url]
+
+
+def test_a_crawls_own_process_reaches_postgresql_through_the_light_driver(db_url, kcna, tmp_path):
+    # psycopg2 is imported in 5-10 ms where psycopg 3 takes 55, on the way to the first request;
+    # the archive writer, a process of its own, stores every page through psycopg 3.
+    setup = """
+import atexit, json
+from crawler.db import session
+drivers = []
+real = session.Archive.__init__
+def recording(self, url, **options):
+    real(self, url, **options)
+    drivers.append(self.engine.driver)
+session.Archive.__init__ = recording
+def report():
+    loaded = {name: name in sys.modules for name in ("psycopg", "psycopg2")}
+    with open(path, "w") as out:
+        json.dump({"drivers": drivers, **loaded}, out)
+atexit.register(report)
+"""
+    seen = crawl_in_its_own_process(setup, db_url, kcna, tmp_path)
     found = json.loads(seen.read_text())
     if db_url.startswith("postgresql"):
         assert found == {"drivers": ["psycopg2"], "psycopg": False, "psycopg2": True}
